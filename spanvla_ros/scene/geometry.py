@@ -1,0 +1,66 @@
+"""Frame transforms and oriented boxes on plain numpy arrays (REP-103: x forward, y left, heading counter-clockwise)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Corner order of every box array: front-left, rear-left, rear-right, front-right (a closed ring when taken in order).
+FRONT_LEFT, REAR_LEFT, REAR_RIGHT, FRONT_RIGHT = range(4)
+
+
+def wrap_angle(angle_rad: np.ndarray | float) -> np.ndarray:
+    """Wrap angles to [-pi, pi)."""
+    return (np.asarray(angle_rad) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def ego_to_world(poses_ego: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
+    """Poses ``[..., 3]`` given in the frame of ``ego_pose`` (x, y, heading in world) → world poses ``[..., 3]``."""
+    x0, y0, h0 = float(ego_pose[0]), float(ego_pose[1]), float(ego_pose[2])
+    c, s = np.cos(h0), np.sin(h0)
+    out = np.empty_like(np.asarray(poses_ego, dtype=np.float64))
+    out[..., 0] = x0 + c * poses_ego[..., 0] - s * poses_ego[..., 1]
+    out[..., 1] = y0 + s * poses_ego[..., 0] + c * poses_ego[..., 1]
+    out[..., 2] = wrap_angle(poses_ego[..., 2] + h0)
+    return out
+
+
+def world_to_ego(poses_world: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
+    """World poses ``[..., 3]`` → poses in the frame of ``ego_pose``."""
+    x0, y0, h0 = float(ego_pose[0]), float(ego_pose[1]), float(ego_pose[2])
+    c, s = np.cos(h0), np.sin(h0)
+    dx = poses_world[..., 0] - x0
+    dy = poses_world[..., 1] - y0
+    out = np.empty_like(np.asarray(poses_world, dtype=np.float64))
+    out[..., 0] = c * dx + s * dy
+    out[..., 1] = -s * dx + c * dy
+    out[..., 2] = wrap_angle(poses_world[..., 2] - h0)
+    return out
+
+
+def box_corners(
+    poses: np.ndarray, length_m: float | np.ndarray, width_m: float | np.ndarray, center_offset_m: float = 0.0
+) -> np.ndarray:
+    """Corners ``[..., 4, 2]`` of oriented boxes at ``poses [..., 3]``.
+
+    ``center_offset_m`` is how far the box centre lies ahead of the pose point along the heading (the rear-axle-to-centre
+    distance for an ego pose given at the rear axle; 0 for agents whose pose is their centre).
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    c, s = np.cos(poses[..., 2]), np.sin(poses[..., 2])
+    cx = poses[..., 0] + center_offset_m * c
+    cy = poses[..., 1] + center_offset_m * s
+    # Lengths/widths broadcast against the pose batch shape (pass ``length[:, None]`` for per-agent sizes over time).
+    half_l = np.broadcast_to(np.asarray(length_m, dtype=np.float64) / 2.0, cx.shape)
+    half_w = np.broadcast_to(np.asarray(width_m, dtype=np.float64) / 2.0, cx.shape)
+    corners = np.empty(cx.shape + (4, 2))
+    for index, (along, across) in enumerate(((1, 1), (-1, 1), (-1, -1), (1, -1))):
+        lx, ly = along * half_l, across * half_w
+        corners[..., index, 0] = cx + c * lx - s * ly
+        corners[..., index, 1] = cy + s * lx + c * ly
+    return corners
+
+
+def box_centers(poses: np.ndarray, center_offset_m: float = 0.0) -> np.ndarray:
+    """Box centres ``[..., 2]`` of poses ``[..., 3]`` whose box centre lies ``center_offset_m`` ahead."""
+    poses = np.asarray(poses, dtype=np.float64)
+    return poses[..., :2] + center_offset_m * np.stack([np.cos(poses[..., 2]), np.sin(poses[..., 2])], -1)
