@@ -23,6 +23,8 @@ def straight_poses(speed_mps: float, num_poses: int, dt_s: float = 0.5, accel_mp
                    lateral_m: float = 0.0) -> np.ndarray:
     """Ego-frame poses ``[num_poses, 3]`` along +x at ``t = dt, 2dt, ...`` with constant acceleration (stopping at
     zero speed, never reversing) and a constant lateral offset."""
+    if not dt_s > 0 or num_poses < 1:
+        raise ValueError(f"straight_poses needs dt_s > 0 and num_poses >= 1, got {dt_s} and {num_poses}")
     t = np.arange(1, num_poses + 1) * dt_s
     if accel_mps2 < 0:
         t_stop = speed_mps / -accel_mps2

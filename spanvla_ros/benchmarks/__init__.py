@@ -1,0 +1,1 @@
+"""Benchmarks behind ``spanvla bench``: each writes a JSON of medians measured side by side in one run."""

@@ -1,0 +1,139 @@
+"""The ``spanvla`` command: one entry point, a subcommand per job (``spanvla --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+log = logging.getLogger("spanvla")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, FileNotFoundError, ConfigError) as exc:
+        # Library errors carry a message that says what is wrong; show it without a traceback.
+        print(f"spanvla: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spanvla",
+        description="SpanVLA planning for ROS 2: evaluation, benchmarks and tools.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    eval_parser = commands.add_parser("eval", help="score trajectories and evaluate planners")
+    eval_commands = eval_parser.add_subparsers(title="eval commands", metavar="EVAL_COMMAND")
+
+    score = eval_commands.add_parser(
+        "score",
+        help="score one trajectory in one scene (PDMS, EPDMS and every sub-metric as JSON)",
+        description="Track the trajectory with the LQR + bicycle simulation and print PDMS/EPDMS and the sub-metrics "
+        "nc, dac, ddc, tlc, ep, ttc, lk, c, hc, ec as JSON.",
+    )
+    score.add_argument("--scene", required=True, type=Path, help="scene file (.json or .npz)")
+    score.add_argument("--trajectory", required=True, type=Path,
+                       help="trajectory file: JSON {'poses': [[x, y, heading], ...], 'dt_s': 0.5} or .npy [N, 3]")
+    score.add_argument("--dt", type=float, default=0.5, help="pose spacing for .npy or JSON without dt_s (s)")
+    score.add_argument("--previous", type=Path, help="the previous cycle's trajectory, for extended comfort (EC)")
+    score.add_argument("--previous-elapsed", type=float, default=0.5, help="seconds between the two plans")
+    score.add_argument("--config", type=Path, help="scorer config YAML (keys of ScorerConfig); default: built-in")
+    score.add_argument("--plot", type=Path, help="also write a PNG of the scene with planned and tracked paths")
+    score.add_argument("--out", type=Path, help="also write the JSON to this file")
+    score.set_defaults(handler=_eval_score)
+
+    make_scene = eval_commands.add_parser(
+        "make-scene", help="write a hand-made example scene (straight road, two-way road, red light)"
+    )
+    make_scene.add_argument("--kind", choices=["straight", "two-way", "red-light", "traffic"], default="traffic")
+    make_scene.add_argument("--out", required=True, type=Path, help="output scene file (.json or .npz)")
+    make_scene.set_defaults(handler=_eval_make_scene)
+
+    bench = commands.add_parser("bench", help="benchmarks that write JSON results")
+    bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
+    scorer = bench_commands.add_parser("scorer", help="PDM scorer throughput at batch 1 and 64")
+    scorer.add_argument("--out", type=Path, default=Path("bench/results/scorer.json"), help="JSON output file")
+    scorer.add_argument("--repeats", type=int, default=20, help="timed repetitions per batch size")
+    scorer.set_defaults(handler=_bench_scorer)
+    return parser
+
+
+def _eval_score(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .eval import PreviousPlan, ScorerConfig, score_trajectories
+    from .eval.report import plot_scene, write_json
+    from .scene import load_scene, load_trajectory
+
+    config = load_config(ScorerConfig, args.config) if args.config else ScorerConfig()
+    scene = load_scene(args.scene)
+    trajectory = load_trajectory(args.trajectory, args.dt)
+    previous = None
+    if args.previous:
+        # Track the previous plan from the same start to get the states it would have driven.
+        prev_traj = load_trajectory(args.previous, args.dt)
+        prev_result = score_trajectories(scene, prev_traj.poses, prev_traj.dt_s, config=config)
+        previous = PreviousPlan(prev_result.states[0], args.previous_elapsed)
+    result = score_trajectories(scene, trajectory.poses, trajectory.dt_s, previous=previous, config=config)
+    row = result.row(0)
+    output = {**row, "progress_m": float(result.progress_m[0])}
+    if result.reference is not None:
+        output["reference"] = result.reference
+    text = json.dumps(output, indent=2)
+    print(text)
+    if args.out:
+        write_json(output, args.out)
+    if args.plot:
+        plans = {"plan": trajectory.poses}
+        if scene.reference_poses_ego is not None:
+            plans["reference"] = scene.reference_poses_ego
+        plot_scene(scene, args.plot, plans_ego=plans, tracked_states={"plan": result.states[0]},
+                   title=f"{scene.token}: PDMS {row['pdms']:.3f}  EPDMS {row['epdms']:.3f}")
+    return 0
+
+
+def _eval_make_scene(args: argparse.Namespace) -> int:
+    from .benchmarks.scorer import benchmark_scene
+    from .scene import save_scene, straight_poses, straight_road_scene
+
+    reference = straight_poses(10.0, 10)
+    if args.kind == "straight":
+        scene = straight_road_scene(reference_poses_ego=reference, token="straight")
+    elif args.kind == "two-way":
+        scene = straight_road_scene(num_lanes=1, ego_lane=0, oncoming_lanes=1, reference_poses_ego=reference,
+                                    token="two_way")
+    elif args.kind == "red-light":
+        scene = straight_road_scene(red_light_at_x_m=35.0, reference_poses_ego=straight_poses(10.0, 10, accel_mps2=-1.6),
+                                    token="red_light")
+    else:
+        scene = benchmark_scene()
+    save_scene(scene, args.out)
+    print(args.out)
+    return 0
+
+
+def _bench_scorer(args: argparse.Namespace) -> int:
+    from .benchmarks.scorer import run
+    from .eval.report import write_json
+
+    result = run(repeats=args.repeats)
+    write_json(result, args.out)
+    print(json.dumps({k: result[k] for k in ("proposals_per_s_batch1", "proposals_per_s_batch64")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Comfort metrics on simulated ego states (NAVSIM/nuPlan semantics): Savitzky-Golay-smoothed accelerations, jerks,
+yaw rate and yaw acceleration checked against fixed bounds, and the two-frame extended comfort between consecutive
+plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import savgol_filter
+
+from .tracker import StateIndex
+
+
+@dataclass(frozen=True)
+class ComfortLimits:
+    """NAVSIM's comfort bounds (strict inequalities) and extended-comfort RMS thresholds."""
+
+    min_lon_accel_mps2: float = -4.05
+    max_lon_accel_mps2: float = 2.40
+    max_abs_lat_accel_mps2: float = 4.89
+    max_abs_jerk_mps3: float = 8.37
+    max_abs_lon_jerk_mps3: float = 4.13
+    max_abs_yaw_rate_radps: float = 0.95
+    max_abs_yaw_accel_radps2: float = 1.93
+    ec_max_accel_rms_mps2: float = 0.7
+    ec_max_jerk_rms_mps3: float = 0.5
+    ec_max_yaw_rate_rms_radps: float = 0.1
+    ec_max_yaw_accel_rms_radps2: float = 0.1
+
+
+def comfort_signals(states: np.ndarray, dt_s: float) -> dict[str, np.ndarray]:
+    """Smoothed signals ``[B, T]`` of states ``[B, T, 7]`` with NAVSIM's filter windows for the comfort metric:
+    accelerations over the whole horizon, jerks from 8-sample-smoothed accelerations, yaw rate and yaw acceleration
+    over 5 samples."""
+    n_time = states.shape[1]
+    lon = states[..., StateIndex.ACCELERATION]
+    lat = states[..., StateIndex.SPEED] * states[..., StateIndex.YAW_RATE]
+    heading = np.unwrap(states[..., StateIndex.HEADING], axis=-1)
+    return {
+        "lon_accel": _smooth(lon, n_time),
+        "lat_accel": _smooth(lat, n_time),
+        "jerk": _derivative(_smooth(np.hypot(lon, lat), 8), dt_s, n_time),
+        "lon_jerk": _derivative(_smooth(lon, 8), dt_s, n_time),
+        "yaw_rate": _derivative(heading, dt_s, 5),
+        "yaw_accel": _derivative(heading, dt_s, 5, order=2, poly=3),
+    }
+
+
+def extended_comfort_features(states: np.ndarray, dt_s: float) -> dict[str, np.ndarray]:
+    """The four signals ``[B, T]`` compared between consecutive plans (NAVSIM's default windows)."""
+    lon = states[..., StateIndex.ACCELERATION]
+    lat = states[..., StateIndex.SPEED] * states[..., StateIndex.YAW_RATE]
+    magnitude = _smooth(np.hypot(lon, lat), 8)
+    heading = np.unwrap(states[..., StateIndex.HEADING], axis=-1)
+    return {
+        "acceleration": magnitude,
+        "jerk": _derivative(magnitude, dt_s, 15),
+        "yaw_rate": _derivative(heading, dt_s, 5),
+        "yaw_accel": _derivative(heading, dt_s, 5, order=2),
+    }
+
+
+def is_comfortable(states: np.ndarray, dt_s: float, limits: ComfortLimits = ComfortLimits()) -> np.ndarray:
+    """Per proposal ``[B]``: all six comfort criteria hold over the whole sequence."""
+    s = comfort_signals(states, dt_s)
+    checks = [
+        _within(s["lon_accel"], limits.min_lon_accel_mps2, limits.max_lon_accel_mps2),
+        _within(s["lat_accel"], -limits.max_abs_lat_accel_mps2, limits.max_abs_lat_accel_mps2),
+        _within(s["jerk"], -limits.max_abs_jerk_mps3, limits.max_abs_jerk_mps3),
+        _within(s["lon_jerk"], -limits.max_abs_lon_jerk_mps3, limits.max_abs_lon_jerk_mps3),
+        _within(s["yaw_rate"], -limits.max_abs_yaw_rate_radps, limits.max_abs_yaw_rate_radps),
+        _within(s["yaw_accel"], -limits.max_abs_yaw_accel_radps2, limits.max_abs_yaw_accel_radps2),
+    ]
+    return np.all(np.stack(checks, axis=-1), axis=-1)
+
+
+def is_extended_comfortable(
+    previous_states: np.ndarray, current_states: np.ndarray, dt_s: float, limits: ComfortLimits = ComfortLimits()
+) -> np.ndarray:
+    """Two-frame extended comfort ``[B]``: on the time span both plans cover (arrays ``[B, T, 7]`` already aligned),
+    the RMS difference of acceleration, jerk, yaw rate and yaw acceleration stays under the thresholds."""
+    if previous_states.shape != current_states.shape:
+        raise ValueError(f"aligned plans must have one shape, got {previous_states.shape} and {current_states.shape}")
+    a = extended_comfort_features(previous_states, dt_s)
+    b = extended_comfort_features(current_states, dt_s)
+
+    def rms(key: str) -> np.ndarray:
+        return np.sqrt(np.mean((a[key] - b[key]) ** 2, axis=-1))
+
+    return (
+        (rms("acceleration") <= limits.ec_max_accel_rms_mps2)
+        & (rms("jerk") <= limits.ec_max_jerk_rms_mps3)
+        & (rms("yaw_rate") <= limits.ec_max_yaw_rate_rms_radps)
+        & (rms("yaw_accel") <= limits.ec_max_yaw_accel_rms_radps2)
+    )
+
+
+def _smooth(values: np.ndarray, window: int, poly: int = 2) -> np.ndarray:
+    window = min(window, values.shape[-1])
+    if window <= poly:
+        return values
+    return np.round(savgol_filter(values, window_length=window, polyorder=poly, axis=-1), 8)
+
+
+def _derivative(values: np.ndarray, dt_s: float, window: int, order: int = 1, poly: int = 2) -> np.ndarray:
+    window = min(window, values.shape[-1])
+    if window <= poly:
+        # Too few samples for the filter: plain finite differences.
+        result = values
+        for _ in range(order):
+            result = np.gradient(result, dt_s, axis=-1) if result.shape[-1] > 1 else np.zeros_like(result)
+        return result
+    return np.round(savgol_filter(values, window_length=window, polyorder=poly, deriv=order, delta=dt_s, axis=-1), 8)
+
+
+def _within(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.all((values > low) & (values < high), axis=-1)
