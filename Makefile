@@ -1,0 +1,41 @@
+# The two commands: `make demo` and `make test`. Both set everything up first (scripts/setup_env.sh).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# DDS discovery stays on this machine; ament_index finds the package in the venv.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export AMENT_PREFIX_PATH := $(CURDIR)/$(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
+export SDL_VIDEODRIVER := offscreen
+export MPLBACKEND := Agg
+
+# pytest-xdist workers: one per core, at most 4.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
+.PHONY: setup test test-fast lint bench demo clean help
+
+help:
+	@echo "make test    set up .venv and run the test suite"
+	@echo "make bench   run the benchmarks (JSON under bench/results/)"
+	@echo "make lint    ruff check"
+	@echo "make demo    (arrives with the closed-loop simulator and planner node; see README)"
+
+setup:
+	@PYTHON=$(PYTHON) bash scripts/setup_env.sh
+
+test: setup
+	$(PY) -m pytest -n $(JOBS)
+
+test-fast: setup
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
+
+bench: setup
+	$(VENV)/bin/spanvla bench scorer --out bench/results/scorer.json
+
+lint: setup
+	$(PY) -m pip install -q ruff==0.17.5
+	$(VENV)/bin/ruff check spanvla_ros test bench export
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache runs

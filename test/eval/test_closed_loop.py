@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from spanvla_ros.eval.closed_loop import (
+    COLLISION_PEDESTRIAN,
+    COLLISION_STATIC,
+    COLLISION_VEHICLE,
+    OFF_ROAD,
+    RED_LIGHT,
+    EpisodeMonitor,
+    aggregate_episodes,
+)
+from spanvla_ros.scene import Agent, AgentKind, EgoState, Scene, straight_road_scene
+
+LANE = 3.5
+
+
+def drive(base: Scene, ego_xy: list[tuple[float, float]], agents_at=lambda t: (), route_length_m=100.0):
+    """Run a monitor over ego positions sampled every 0.1 s; agents_at(t) gives the agents present at tick t."""
+    monitor = EpisodeMonitor(base.route_centerline_xy, route_length_m=route_length_m)
+    for i, (x, y) in enumerate(ego_xy):
+        ego = EgoState(np.array([x, y, 0.0]), 10.0, 0.0, np.array([[x, y, 0.0]]))
+        scene = Scene(base.map, tuple(agents_at(i)), ego, base.route_lane_ids, base.route_centerline_xy)
+        monitor.update(scene, i * 0.1)
+    return monitor.result()
+
+
+def straight_drive(distance_m: float, y: float = LANE, start_x: float = 0.0):
+    return [(start_x + x, y) for x in np.arange(0.0, distance_m + 1e-9, 1.0)]
+
+
+def test_clean_drive_scores_its_route_completion():
+    result = drive(straight_road_scene(), straight_drive(60.0))
+    assert result.infractions == []
+    assert result.route_completion == pytest.approx(0.6, abs=0.01)
+    assert result.driving_score == pytest.approx(result.route_completion)
+
+
+@pytest.mark.parametrize(
+    "agent, kind, penalty",
+    [
+        (Agent.static("parked", (30.0, LANE, 0.0), 4.8, 2.0, kind=AgentKind.VEHICLE), COLLISION_VEHICLE, 0.6),
+        (Agent.static("barrier", (30.0, LANE, 0.0)), COLLISION_STATIC, 0.65),
+        (Agent.static("walker", (30.0, LANE, 0.0), 0.6, 0.6, kind=AgentKind.PEDESTRIAN), COLLISION_PEDESTRIAN, 0.5),
+    ],
+)
+def test_a_collision_is_counted_once_per_contact_and_penalised(agent, kind, penalty):
+    result = drive(straight_road_scene(), straight_drive(100.0), agents_at=lambda t: (agent,))
+    assert [i.kind for i in result.infractions] == [kind]
+    assert result.collided
+    assert result.driving_score == pytest.approx(result.route_completion * penalty)
+
+
+def test_running_a_red_light_costs_0_7():
+    result = drive(straight_road_scene(red_light_at_x_m=40.0), straight_drive(100.0))
+    assert [i.kind for i in result.infractions] == [RED_LIGHT]
+    assert result.driving_score == pytest.approx(0.7 * result.route_completion)
+
+
+def test_off_road_distance_does_not_count_as_completion():
+    path = straight_drive(40.0) + [(40.0 + x, -5.0) for x in np.arange(1.0, 21.0)] + straight_drive(20.0, start_x=61.0)
+    result = drive(straight_road_scene(), path)
+    assert result.counts()[OFF_ROAD] == 1
+    assert result.off_road_m > 15.0
+    assert result.route_completion < 0.81 - 0.15
+
+
+def test_aggregate_reports_collision_rate_and_means():
+    clean = drive(straight_road_scene(), straight_drive(50.0))
+    crash = drive(straight_road_scene(), straight_drive(50.0), agents_at=lambda t: (Agent.static("c", (20.0, LANE, 0.0)),))
+    summary = aggregate_episodes([clean, crash])
+    assert summary["episodes"] == 2
+    assert summary["collision_rate"] == 0.5
+    assert summary["driving_score"] == pytest.approx((0.5 + 0.5 * 0.65) / 2, abs=0.01)
+    with pytest.raises(ValueError, match="no episodes"):
+        aggregate_episodes([])

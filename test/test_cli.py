@@ -1,0 +1,75 @@
+"""The installed ``spanvla`` command, run as a user would."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spanvla_ros.scene import Trajectory, save_trajectory, straight_poses
+
+EXE = shutil.which("spanvla", path=os.path.dirname(sys.executable)) or shutil.which("spanvla")
+KEYS = {"pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec"}
+
+
+def spanvla(*args, check=True):
+    command = [EXE] if EXE else [sys.executable, "-m", "spanvla_ros.cli"]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, check=check, timeout=120)
+
+
+@pytest.mark.parametrize("args", [[], ["eval"], ["eval", "score"], ["eval", "make-scene"], ["bench"],
+                                  ["bench", "scorer"]])
+def test_help_everywhere(args):
+    out = spanvla(*args, "--help")
+    assert "usage: spanvla" in out.stdout
+
+
+def test_eval_score_prints_every_sub_metric(tmp_path):
+    scene = tmp_path / "scene.json"
+    spanvla("eval", "make-scene", "--kind", "red-light", "--out", scene)
+    trajectory = save_trajectory(Trajectory(straight_poses(10.0, 10)), tmp_path / "plan.json")
+    out = spanvla("eval", "score", "--scene", scene, "--trajectory", trajectory, "--plot", tmp_path / "plot.png",
+                  "--out", tmp_path / "score.json")
+    result = json.loads(out.stdout)
+    assert KEYS <= set(result)
+    assert result["tlc"] == 0.0  # drives through the red light the reference stops for
+    assert result["epdms"] == 0.0
+    assert json.loads((tmp_path / "score.json").read_text())["pdms"] == result["pdms"]
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_score_with_a_previous_plan_reports_extended_comfort(tmp_path):
+    scene = tmp_path / "scene.npz"
+    spanvla("eval", "make-scene", "--kind", "straight", "--out", scene)
+    steady = save_trajectory(Trajectory(straight_poses(10.0, 10)), tmp_path / "steady.npy")
+    brake = save_trajectory(Trajectory(straight_poses(10.0, 10, accel_mps2=-3.0)), tmp_path / "brake.npy")
+    out = spanvla("eval", "score", "--scene", scene, "--trajectory", brake, "--previous", steady,
+                  "--previous-elapsed", "0")
+    assert json.loads(out.stdout)["ec"] == 0.0
+
+
+def test_eval_score_reports_bad_input_without_a_traceback(tmp_path):
+    scene = tmp_path / "scene.json"
+    spanvla("eval", "make-scene", "--kind", "straight", "--out", scene)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"poses": [[1.0, float("nan"), 0.0]] * 10}).replace("NaN", "NaN"))
+    out = spanvla("eval", "score", "--scene", scene, "--trajectory", bad, check=False)
+    assert out.returncode == 1
+    assert "non-finite" in out.stderr and "Traceback" not in out.stderr
+    out = spanvla("eval", "score", "--scene", tmp_path / "missing.json", "--trajectory", bad, check=False)
+    assert out.returncode == 1 and "scene file not found" in out.stderr
+    short = save_trajectory(Trajectory(np.zeros((3, 3))), tmp_path / "short.json")
+    out = spanvla("eval", "score", "--scene", scene, "--trajectory", short, check=False)
+    assert out.returncode == 1 and "scoring needs at least 4.00 s" in out.stderr
+
+
+def test_bench_scorer_writes_throughput_json(tmp_path):
+    out_file = tmp_path / "scorer.json"
+    spanvla("bench", "scorer", "--out", out_file, "--repeats", "3")
+    result = json.loads(out_file.read_text())
+    assert result["proposals_per_s_batch1"] > 0
+    assert result["proposals_per_s_batch64"] > 0
+    assert result["scene"]["agents"] == 20
