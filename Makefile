@@ -13,13 +13,13 @@ export MPLBACKEND := Agg
 # pytest-xdist workers: one per core, at most 4.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup test test-fast lint bench demo clean help
+.PHONY: setup test test-fast lint bench clean help
 
 help:
 	@echo "make test    set up .venv and run the test suite"
 	@echo "make bench   run the benchmarks (JSON under bench/results/)"
 	@echo "make lint    ruff check"
-	@echo "make demo    (arrives with the closed-loop simulator and planner node; see README)"
+	@echo "make demo    not yet: arrives with the closed-loop simulator and the planner node (see README)"
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup_env.sh

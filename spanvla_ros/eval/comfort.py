@@ -5,6 +5,7 @@ plans."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import savgol_filter
@@ -100,7 +101,7 @@ def _smooth(values: np.ndarray, window: int, poly: int = 2) -> np.ndarray:
     window = min(window, values.shape[-1])
     if window <= poly:
         return values
-    return np.round(savgol_filter(values, window_length=window, polyorder=poly, axis=-1), 8)
+    return np.round(values @ _savgol_matrix(values.shape[-1], window, poly, 0, 1.0).T, 8)
 
 
 def _derivative(values: np.ndarray, dt_s: float, window: int, order: int = 1, poly: int = 2) -> np.ndarray:
@@ -111,7 +112,15 @@ def _derivative(values: np.ndarray, dt_s: float, window: int, order: int = 1, po
         for _ in range(order):
             result = np.gradient(result, dt_s, axis=-1) if result.shape[-1] > 1 else np.zeros_like(result)
         return result
-    return np.round(savgol_filter(values, window_length=window, polyorder=poly, deriv=order, delta=dt_s, axis=-1), 8)
+    return np.round(values @ _savgol_matrix(values.shape[-1], window, poly, order, dt_s).T, 8)
+
+
+@lru_cache(maxsize=64)
+def _savgol_matrix(length: int, window: int, poly: int, deriv: int, delta: float) -> np.ndarray:
+    """The Savitzky-Golay filter (edges fitted by polynomial, scipy's ``mode="interp"``) as a ``[length, length]``
+    matrix: the filter is linear, so filtering a batch is one matrix product instead of a polynomial fit per row."""
+    identity = np.eye(length)
+    return savgol_filter(identity, window_length=window, polyorder=poly, deriv=deriv, delta=delta, axis=0)
 
 
 def _within(values: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -71,7 +71,7 @@ def plot_scene(
                 label=f"{name} tracked", zorder=5)
     x0, y0 = float(scene.ego.pose[0]), float(scene.ego.pose[1])
     ax.set_xlim(x0 - 0.3 * view_m, x0 + view_m)
-    ax.set_ylim(y0 - 0.3 * view_m, y0 + 0.3 * view_m)
+    ax.set_ylim(y0 - 0.2 * view_m, y0 + 0.2 * view_m)
     ax.set_aspect("equal")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")

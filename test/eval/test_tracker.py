@@ -52,3 +52,14 @@ def test_stop_profile_reaches_zero_speed_without_reversing():
 def test_plan_shorter_than_the_horizon_is_an_error():
     with pytest.raises(TrajectoryError, match="scoring needs at least 4.00 s"):
         track(straight_poses(10.0, 6), 10.0)
+
+
+def test_batched_savitzky_golay_matches_scipy():
+    from scipy.signal import savgol_filter
+
+    from spanvla_ros.eval.comfort import _savgol_matrix
+
+    values = np.random.default_rng(0).normal(size=(4, 41))
+    for window, poly, deriv, delta in ((41, 2, 0, 1.0), (15, 2, 1, 0.1), (5, 3, 2, 0.1), (8, 2, 0, 1.0)):
+        expected = savgol_filter(values, window, poly, deriv=deriv, delta=delta, axis=-1)
+        np.testing.assert_allclose(values @ _savgol_matrix(41, window, poly, deriv, delta).T, expected, atol=1e-9)
