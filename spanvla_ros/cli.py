@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "nc, dac, ddc, tlc, ep, ttc, lk, c, hc, ec as JSON.",
     )
     score.add_argument("--scene", required=True, type=Path, help="scene file (.json or .npz)")
-    score.add_argument("--trajectory", required=True, type=Path,
-                       help="trajectory file: JSON {'poses': [[x, y, heading], ...], 'dt_s': 0.5} or .npy [N, 3]")
+    score.add_argument(
+        "--trajectory",
+        required=True,
+        type=Path,
+        help="trajectory file: JSON {'poses': [[x, y, heading], ...], 'dt_s': 0.5} or .npy [N, 3]",
+    )
     score.add_argument("--dt", type=float, default=0.5, help="pose spacing for .npy or JSON without dt_s (s)")
     score.add_argument("--previous", type=Path, help="the previous cycle's trajectory, for extended comfort (EC)")
     score.add_argument("--previous-elapsed", type=float, default=0.5, help="seconds between the two plans")
@@ -100,8 +104,13 @@ def _eval_score(args: argparse.Namespace) -> int:
         plans = {"plan": trajectory.poses}
         if scene.reference_poses_ego is not None:
             plans["reference"] = scene.reference_poses_ego
-        plot_scene(scene, args.plot, plans_ego=plans, tracked_states={"plan": result.states[0]},
-                   title=f"{scene.token}: PDMS {row['pdms']:.3f}  EPDMS {row['epdms']:.3f}")
+        plot_scene(
+            scene,
+            args.plot,
+            plans_ego=plans,
+            tracked_states={"plan": result.states[0]},
+            title=f"{scene.token}: PDMS {row['pdms']:.3f}  EPDMS {row['epdms']:.3f}",
+        )
     return 0
 
 
@@ -113,11 +122,13 @@ def _eval_make_scene(args: argparse.Namespace) -> int:
     if args.kind == "straight":
         scene = straight_road_scene(reference_poses_ego=reference, token="straight")
     elif args.kind == "two-way":
-        scene = straight_road_scene(num_lanes=1, ego_lane=0, oncoming_lanes=1, reference_poses_ego=reference,
-                                    token="two_way")
+        scene = straight_road_scene(
+            num_lanes=1, ego_lane=0, oncoming_lanes=1, reference_poses_ego=reference, token="two_way"
+        )
     elif args.kind == "red-light":
-        scene = straight_road_scene(red_light_at_x_m=35.0, reference_poses_ego=straight_poses(10.0, 10, accel_mps2=-1.6),
-                                    token="red_light")
+        scene = straight_road_scene(
+            red_light_at_x_m=35.0, reference_poses_ego=straight_poses(10.0, 10, accel_mps2=-1.6), token="red_light"
+        )
     else:
         scene = benchmark_scene()
     save_scene(scene, args.out)

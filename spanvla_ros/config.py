@@ -29,9 +29,7 @@ def config_from_dict(cls: type[T], data: dict[str, Any] | None, *, source: str =
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown key(s) {unknown} for {cls.__name__}; valid keys are {sorted(fields)}"
-        )
+        raise ConfigError(f"{source}: unknown key(s) {unknown} for {cls.__name__}; valid keys are {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():

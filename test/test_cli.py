@@ -20,8 +20,9 @@ def spanvla(*args, check=True):
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, check=check, timeout=120)
 
 
-@pytest.mark.parametrize("args", [[], ["eval"], ["eval", "score"], ["eval", "make-scene"], ["bench"],
-                                  ["bench", "scorer"]])
+@pytest.mark.parametrize(
+    "args", [[], ["eval"], ["eval", "score"], ["eval", "make-scene"], ["bench"], ["bench", "scorer"]]
+)
 def test_help_everywhere(args):
     out = spanvla(*args, "--help")
     assert "usage: spanvla" in out.stdout
@@ -31,8 +32,18 @@ def test_eval_score_prints_every_sub_metric(tmp_path):
     scene = tmp_path / "scene.json"
     spanvla("eval", "make-scene", "--kind", "red-light", "--out", scene)
     trajectory = save_trajectory(Trajectory(straight_poses(10.0, 10)), tmp_path / "plan.json")
-    out = spanvla("eval", "score", "--scene", scene, "--trajectory", trajectory, "--plot", tmp_path / "plot.png",
-                  "--out", tmp_path / "score.json")
+    out = spanvla(
+        "eval",
+        "score",
+        "--scene",
+        scene,
+        "--trajectory",
+        trajectory,
+        "--plot",
+        tmp_path / "plot.png",
+        "--out",
+        tmp_path / "score.json",
+    )
     result = json.loads(out.stdout)
     assert KEYS <= set(result)
     assert result["tlc"] == 0.0  # drives through the red light the reference stops for
@@ -46,8 +57,9 @@ def test_eval_score_with_a_previous_plan_reports_extended_comfort(tmp_path):
     spanvla("eval", "make-scene", "--kind", "straight", "--out", scene)
     steady = save_trajectory(Trajectory(straight_poses(10.0, 10)), tmp_path / "steady.npy")
     brake = save_trajectory(Trajectory(straight_poses(10.0, 10, accel_mps2=-3.0)), tmp_path / "brake.npy")
-    out = spanvla("eval", "score", "--scene", scene, "--trajectory", brake, "--previous", steady,
-                  "--previous-elapsed", "0")
+    out = spanvla(
+        "eval", "score", "--scene", scene, "--trajectory", brake, "--previous", steady, "--previous-elapsed", "0"
+    )
     assert json.loads(out.stdout)["ec"] == 0.0
 
 

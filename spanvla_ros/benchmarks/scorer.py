@@ -44,7 +44,11 @@ def run(repeats: int = 20) -> dict[str, Any]:
     return {
         "benchmark": "scorer",
         "created_unix": time.time(),
-        "scene": {"agents": len(scene.agents), "lanes": len(scene.map.lanes), "horizon_s": scene.horizon_steps * scene.dt_s},
+        "scene": {
+            "agents": len(scene.agents),
+            "lanes": len(scene.map.lanes),
+            "horizon_s": scene.horizon_steps * scene.dt_s,
+        },
         "median_s_batch1": seconds1,
         "median_s_batch64": seconds64,
         "proposals_per_s_batch1": 1.0 / seconds1,

@@ -2,11 +2,21 @@
 open-loop evaluation of planners, and reports with plots."""
 
 from .comfort import ComfortLimits, is_comfortable, is_extended_comfortable
-from .pdm import METRIC_NAMES, PreviousPlan, ScoreResult, ScorerConfig, score_trajectories, score_trajectory
+from .pdm import METRIC_NAMES, PreviousPlan, ScorerConfig, ScoreResult, score_trajectories, score_trajectory
 from .tracker import NUM_STATES, StateIndex, TrackerConfig, track_poses
 
 __all__ = [
-    "METRIC_NAMES", "NUM_STATES", "ComfortLimits", "PreviousPlan", "ScoreResult", "ScorerConfig", "StateIndex",
-    "TrackerConfig", "is_comfortable", "is_extended_comfortable", "score_trajectories", "score_trajectory",
+    "METRIC_NAMES",
+    "NUM_STATES",
+    "ComfortLimits",
+    "PreviousPlan",
+    "ScoreResult",
+    "ScorerConfig",
+    "StateIndex",
+    "TrackerConfig",
+    "is_comfortable",
+    "is_extended_comfortable",
+    "score_trajectories",
+    "score_trajectory",
     "track_poses",
 ]

@@ -85,8 +85,12 @@ class EpisodeMonitor:
     ``route_length_m``: how far along the route centerline (from the start pose) counts as a completed route.
     """
 
-    def __init__(self, route_centerline_xy: np.ndarray, route_length_m: float | None = None,
-                 penalties: InfractionPenalties = InfractionPenalties()) -> None:
+    def __init__(
+        self,
+        route_centerline_xy: np.ndarray,
+        route_length_m: float | None = None,
+        penalties: InfractionPenalties = InfractionPenalties(),
+    ) -> None:
         self.route = shapely.LineString(np.asarray(route_centerline_xy, dtype=np.float64))
         self.route_length_m = route_length_m
         self.penalties = penalties
@@ -144,9 +148,7 @@ class EpisodeMonitor:
 
         route = set(scene.route_lane_ids)
         in_route = any(lane.polygon.intersects(shapely.Point(center)) for lane in scene.map.lanes if lane.id in route)
-        in_oncoming = any(
-            lane.polygon.intersects(shapely.Point(center)) for lane in scene.map.lanes if lane.oncoming
-        )
+        in_oncoming = any(lane.polygon.intersects(shapely.Point(center)) for lane in scene.map.lanes if lane.oncoming)
         wrong_way = in_oncoming and not in_route
         if wrong_way:
             self._wrong_way_m += step_m

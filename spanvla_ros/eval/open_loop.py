@@ -14,7 +14,11 @@ from .pdm import METRIC_NAMES, ScorerConfig, score_trajectory
 
 
 def evaluate_open_loop(
-    planner: Planner, scenes: Iterable[Scene], *, config: ScorerConfig = ScorerConfig(), progress: bool = True,
+    planner: Planner,
+    scenes: Iterable[Scene],
+    *,
+    config: ScorerConfig = ScorerConfig(),
+    progress: bool = True,
     total: int | None = None,
 ) -> dict[str, Any]:
     """Mean ``pdms``, ``epdms`` and every sub-metric over ``scenes``, with ``n_scenes`` and the per-scene rows."""

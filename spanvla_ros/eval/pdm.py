@@ -133,8 +133,16 @@ def score_trajectories(
 
     ego = scene.ego
     states = track_poses(
-        ego_to_world(poses, ego.pose), dt_s, ego.pose, ego.speed_mps, ego.acceleration_mps2, ego.yaw_rate_radps,
-        ego.dimensions, scene.horizon_steps, scene.dt_s, config.tracker,
+        ego_to_world(poses, ego.pose),
+        dt_s,
+        ego.pose,
+        ego.speed_mps,
+        ego.acceleration_mps2,
+        ego.yaw_rate_radps,
+        ego.dimensions,
+        scene.horizon_steps,
+        scene.dt_s,
+        config.tracker,
     )
     metrics, progress = _score_states(scene, states, previous, config)
     if has_reference and config.expert_failure_filter:
@@ -161,13 +169,26 @@ def score_trajectories(
 def _aggregate(m: dict[str, np.ndarray], config: ScorerConfig) -> dict[str, np.ndarray]:
     """PDMS (v1) and EPDMS (v2) from the sub-metrics."""
     v1_weights = (config.ttc_weight, config.progress_weight, config.comfort_weight)
-    pdms = m["nc"] * m["dac"] * (
-        v1_weights[0] * m["ttc"] + v1_weights[1] * m["ep"] + v1_weights[2] * m["c"]
-    ) / sum(v1_weights)
-    v2_weights = (config.progress_weight, config.ttc_weight, config.lane_keeping_weight,
-                  config.history_comfort_weight, config.extended_comfort_weight)
-    weighted = (v2_weights[0] * m["ep"] + v2_weights[1] * m["ttc"] + v2_weights[2] * m["lk"]
-                + v2_weights[3] * m["hc"] + v2_weights[4] * m["ec"]) / sum(v2_weights)
+    pdms = (
+        m["nc"]
+        * m["dac"]
+        * (v1_weights[0] * m["ttc"] + v1_weights[1] * m["ep"] + v1_weights[2] * m["c"])
+        / sum(v1_weights)
+    )
+    v2_weights = (
+        config.progress_weight,
+        config.ttc_weight,
+        config.lane_keeping_weight,
+        config.history_comfort_weight,
+        config.extended_comfort_weight,
+    )
+    weighted = (
+        v2_weights[0] * m["ep"]
+        + v2_weights[1] * m["ttc"]
+        + v2_weights[2] * m["lk"]
+        + v2_weights[3] * m["hc"]
+        + v2_weights[4] * m["ec"]
+    ) / sum(v2_weights)
     epdms = m["nc"] * m["dac"] * m["ddc"] * m["tlc"] * weighted
     return {"pdms": pdms, "epdms": epdms}
 
@@ -181,7 +202,8 @@ def score_trajectory(scene: Scene, poses_ego: np.ndarray, dt_s: float = 0.5, **k
 
 
 def _resample(poses: np.ndarray, from_dt_s: float, to_dt_s: float, num_poses: int) -> np.ndarray:
-    """Resample ego-frame poses ``[K, 3]`` at ``from_dt_s`` to ``num_poses`` poses at ``to_dt_s`` (from t = 0 = origin)."""
+    """Resample ego-frame poses ``[K, 3]`` at ``from_dt_s`` to ``num_poses`` poses at ``to_dt_s`` (t = 0 is the
+    origin)."""
     if abs(from_dt_s - to_dt_s) < 1e-9 and len(poses) >= num_poses:
         return poses[:num_poses]
     knots_t = np.arange(len(poses) + 1) * from_dt_s
@@ -369,7 +391,7 @@ def _time_to_collision(
             continue
         polygons = shapely.polygons(projected_corners[b, t])
         hit = shapely.intersects(polygons, agents.polygons[a, t + shift])
-        hits.extend(zip(b[hit].tolist(), t[hit].tolist(), [order] * int(hit.sum()), a[hit].tolist()))
+        hits.extend(zip(b[hit].tolist(), t[hit].tolist(), [order] * int(hit.sum()), a[hit].tolist(), strict=True))
     ahead_tol = np.deg2rad(config.agent_ahead_angle_deg)
     behind_tol = np.deg2rad(config.agent_behind_angle_deg)
     ignored: dict[int, set[int]] = {}
@@ -403,7 +425,9 @@ def _driving_direction(centers: np.ndarray, oncoming: np.ndarray, dt_s: float, c
     starts = np.maximum(ends - window - 1, 0)
     worst = (cumulative[:, ends] - cumulative[:, starts]).max(axis=1)
     return np.where(
-        worst < config.driving_direction_compliance_m, 1.0, np.where(worst < config.driving_direction_violation_m, 0.5, 0.0)
+        worst < config.driving_direction_compliance_m,
+        1.0,
+        np.where(worst < config.driving_direction_violation_m, 0.5, 0.0),
     )
 
 

@@ -15,8 +15,12 @@ import shapely  # noqa: E402
 
 from ..scene import Scene, TrafficLightState, box_corners, ego_to_world  # noqa: E402
 
-_LIGHT_COLOURS = {TrafficLightState.RED: "red", TrafficLightState.YELLOW: "orange",
-                  TrafficLightState.GREEN: "green", TrafficLightState.UNKNOWN: "grey"}
+_LIGHT_COLOURS = {
+    TrafficLightState.RED: "red",
+    TrafficLightState.YELLOW: "orange",
+    TrafficLightState.GREEN: "green",
+    TrafficLightState.UNKNOWN: "grey",
+}
 
 
 def write_json(data: Any, path: str | Path) -> Path:
@@ -56,19 +60,29 @@ def plot_scene(
         if len(agent.poses) > 1:
             ax.plot(agent.poses[:, 0], agent.poses[:, 1], color="#e07b39", lw=0.8, alpha=0.6, zorder=2)
     dims = scene.ego.dimensions
-    ego_corners = box_corners(np.asarray(scene.ego.pose)[None], dims.length_m, dims.width_m,
-                              dims.rear_axle_to_center_m)[0]
+    ego_corners = box_corners(
+        np.asarray(scene.ego.pose)[None], dims.length_m, dims.width_m, dims.rear_axle_to_center_m
+    )[0]
     ax.fill(ego_corners[:, 0], ego_corners[:, 1], color="#1f77b4", zorder=4, label="ego")
     history = np.asarray(scene.ego.history_poses)
     ax.plot(history[:, 0], history[:, 1], ".-", color="#1f77b4", alpha=0.5, zorder=4)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, poses) in enumerate((plans_ego or {}).items()):
         world = ego_to_world(np.asarray(poses), scene.ego.pose)
-        ax.plot(world[:, 0], world[:, 1], "o-", ms=3, color=colours[(i + 2) % len(colours)], label=f"{name} plan",
-                zorder=5)
+        ax.plot(
+            world[:, 0], world[:, 1], "o-", ms=3, color=colours[(i + 2) % len(colours)], label=f"{name} plan", zorder=5
+        )
     for i, (name, states) in enumerate((tracked_states or {}).items()):
-        ax.plot(states[:, 0], states[:, 1], "-", lw=2.0, alpha=0.7, color=colours[(i + 2) % len(colours)],
-                label=f"{name} tracked", zorder=5)
+        ax.plot(
+            states[:, 0],
+            states[:, 1],
+            "-",
+            lw=2.0,
+            alpha=0.7,
+            color=colours[(i + 2) % len(colours)],
+            label=f"{name} tracked",
+            zorder=5,
+        )
     x0, y0 = float(scene.ego.pose[0]), float(scene.ego.pose[1])
     ax.set_xlim(x0 - 0.3 * view_m, x0 + view_m)
     ax.set_ylim(y0 - 0.2 * view_m, y0 + 0.2 * view_m)

@@ -155,9 +155,7 @@ def simulate(
         lateral_error = -dx * np.sin(ref_h) + dy * np.cos(ref_h)
         heading_error = wrap_angle(heading - ref_h)
         # Longitudinal LQR (feedforward + feedback on along-track and speed error).
-        accel_cmd = reference.acceleration[:, k] - (
-            k_lon[0] * along_error + k_lon[1] * (speed - reference.speed[:, k])
-        )
+        accel_cmd = reference.acceleration[:, k] - (k_lon[0] * along_error + k_lon[1] * (speed - reference.speed[:, k]))
         accel_cmd = np.clip(accel_cmd, -config.max_deceleration_mps2, config.max_acceleration_mps2)
         # Lateral LQR, gains scheduled over the current speed, plus curvature feedforward.
         gain_speed = np.clip(np.abs(speed), speed_grid[0], speed_grid[-1])

@@ -1,6 +1,6 @@
 """The planner interface every planner implements, and the reference planners that need no learning."""
 
-from .interface import Planner, PlannerConfig
 from .constant_velocity import ConstantVelocityPlanner
+from .interface import Planner, PlannerConfig
 
 __all__ = ["ConstantVelocityPlanner", "Planner", "PlannerConfig"]

@@ -19,8 +19,9 @@ from .types import (
 )
 
 
-def straight_poses(speed_mps: float, num_poses: int, dt_s: float = 0.5, accel_mps2: float = 0.0,
-                   lateral_m: float = 0.0) -> np.ndarray:
+def straight_poses(
+    speed_mps: float, num_poses: int, dt_s: float = 0.5, accel_mps2: float = 0.0, lateral_m: float = 0.0
+) -> np.ndarray:
     """Ego-frame poses ``[num_poses, 3]`` along +x at ``t = dt, 2dt, ...`` with constant acceleration (stopping at
     zero speed, never reversing) and a constant lateral offset."""
     if not dt_s > 0 or num_poses < 1:
@@ -76,15 +77,24 @@ def straight_road_scene(
             route.append(f"lane_{k}")
             continue
         stop_x, exit_x = red_light_at_x_m, red_light_at_x_m + junction_length_m
-        pieces = (("approach", road_start_x_m, stop_x, False), ("junction", stop_x, exit_x, True),
-                  ("exit", exit_x, road_end_x_m, False))
+        pieces = (
+            ("approach", road_start_x_m, stop_x, False),
+            ("junction", stop_x, exit_x, True),
+            ("exit", exit_x, road_end_x_m, False),
+        )
         for i, (name, x0, x1, junction) in enumerate(pieces):
             successor = (f"lane_{k}_{pieces[i + 1][0]}",) if i + 1 < len(pieces) else ()
             lane_id = f"lane_{k}_{name}"
             lanes.append(
-                Lane(lane_id, np.array([[x0, y], [x1, y]]), lane_width_m,
-                     f"lane_{k + 1}_{name}" if left else None, f"lane_{k - 1}_{name}" if right else None,
-                     successor, is_intersection=junction)
+                Lane(
+                    lane_id,
+                    np.array([[x0, y], [x1, y]]),
+                    lane_width_m,
+                    f"lane_{k + 1}_{name}" if left else None,
+                    f"lane_{k - 1}_{name}" if right else None,
+                    successor,
+                    is_intersection=junction,
+                )
             )
             route.append(lane_id)
             if junction:

@@ -42,8 +42,8 @@ def box_corners(
 ) -> np.ndarray:
     """Corners ``[..., 4, 2]`` of oriented boxes at ``poses [..., 3]``.
 
-    ``center_offset_m`` is how far the box centre lies ahead of the pose point along the heading (the rear-axle-to-centre
-    distance for an ego pose given at the rear axle; 0 for agents whose pose is their centre).
+    ``center_offset_m`` is how far the box centre lies ahead of the pose point along the heading (the
+    rear-axle-to-centre distance for an ego pose given at the rear axle; 0 for agents whose pose is their centre).
     """
     poses = np.asarray(poses, dtype=np.float64)
     c, s = np.cos(poses[..., 2]), np.sin(poses[..., 2])

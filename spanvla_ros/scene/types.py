@@ -1,14 +1,14 @@
 """The typed scene model: map, traffic lights, agents, ego, route, command, trajectories.
 
-Everything is plain data in the world (map) frame unless a name says ``_ego``; poses are ``(x, y, heading)`` with REP-103
-axes. Agent futures and traffic-light states are sampled at the scene's ``dt_s`` (10 Hz by default) from t = 0.
+Everything is plain data in the world (map) frame unless a name says ``_ego``; poses are ``(x, y, heading)`` with
+REP-103 axes. Agent futures and traffic-light states are sampled at the scene's ``dt_s`` (10 Hz by default) from t = 0.
 This module imports numpy and shapely only: no simulator, no torch, no ROS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -20,21 +20,21 @@ from shapely.geometry.base import BaseGeometry
 from .errors import SceneError, TrajectoryError
 
 
-class DrivingCommand(str, Enum):
+class DrivingCommand(StrEnum):
     LEFT = "left"
     STRAIGHT = "straight"
     RIGHT = "right"
     UNKNOWN = "unknown"
 
 
-class TrafficLightState(str, Enum):
+class TrafficLightState(StrEnum):
     RED = "red"
     YELLOW = "yellow"
     GREEN = "green"
     UNKNOWN = "unknown"
 
 
-class AgentKind(str, Enum):
+class AgentKind(StrEnum):
     VEHICLE = "vehicle"
     PEDESTRIAN = "pedestrian"
     CYCLIST = "cyclist"
@@ -47,7 +47,8 @@ MOVING_AGENT_KINDS = frozenset({AgentKind.VEHICLE, AgentKind.PEDESTRIAN, AgentKi
 
 @dataclass(frozen=True)
 class VehicleDimensions:
-    """Ego box and bicycle geometry. The ego pose is the rear axle; the box centre lies ``rear_axle_to_center_m`` ahead."""
+    """Ego box and bicycle geometry. The ego pose is the rear axle; the box centre lies ``rear_axle_to_center_m``
+    ahead."""
 
     length_m: float = 4.8
     width_m: float = 2.0
@@ -151,7 +152,11 @@ class Agent:
 
     @classmethod
     def static(
-        cls, id: str, pose: tuple[float, float, float], length_m: float = 1.0, width_m: float = 1.0,
+        cls,
+        id: str,
+        pose: tuple[float, float, float],
+        length_m: float = 1.0,
+        width_m: float = 1.0,
         kind: AgentKind = AgentKind.STATIC_OBJECT,
     ) -> Agent:
         """A motionless box (a cone, a barrier, or with ``kind=VEHICLE`` a parked car)."""
@@ -306,7 +311,9 @@ def validate_poses(poses: Any, name: str, error: type[ValueError] = TrajectoryEr
 
 def _check_array(value: Any, shape: tuple[int | None, ...], name: str, min_rows: int = 0) -> None:
     array = np.asarray(value, dtype=np.float64)
-    if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
+    if array.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+    ):
         expected = ["N" if s is None else s for s in shape]
         raise SceneError(f"{name}: expected shape {expected}, got {list(array.shape)}")
     if array.ndim >= 1 and len(array) < min_rows:

@@ -67,7 +67,9 @@ def test_off_road_distance_does_not_count_as_completion():
 
 def test_aggregate_reports_collision_rate_and_means():
     clean = drive(straight_road_scene(), straight_drive(50.0))
-    crash = drive(straight_road_scene(), straight_drive(50.0), agents_at=lambda t: (Agent.static("c", (20.0, LANE, 0.0)),))
+    crash = drive(
+        straight_road_scene(), straight_drive(50.0), agents_at=lambda t: (Agent.static("c", (20.0, LANE, 0.0)),)
+    )
     summary = aggregate_episodes([clean, crash])
     assert summary["episodes"] == 2
     assert summary["collision_rate"] == 0.5

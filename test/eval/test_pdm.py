@@ -107,8 +107,13 @@ def test_crossing_a_red_light_fails_tlc_and_stopping_before_it_passes():
 def test_a_green_light_may_be_crossed():
     scene = straight_road_scene(red_light_at_x_m=30.0)
     green = tuple(TrafficLight(light.id, light.lane_id, TrafficLightState.GREEN) for light in scene.map.traffic_lights)
-    scene = Scene(type(scene.map)(scene.map.lanes, scene.map.drivable_area, green), scene.agents, scene.ego,
-                  scene.route_lane_ids, scene.route_centerline_xy)
+    scene = Scene(
+        type(scene.map)(scene.map.lanes, scene.map.drivable_area, green),
+        scene.agents,
+        scene.ego,
+        scene.route_lane_ids,
+        scene.route_centerline_xy,
+    )
     assert score_trajectory(scene, straight_poses(10.0, 10))["tlc"] == 1.0
 
 
@@ -174,14 +179,18 @@ def test_scores_are_the_documented_weighted_products():
     rng = np.random.default_rng(3)
     lead = Agent.constant_velocity("lead", (25.0, LANE, 0.0), 6.0, 41)
     scene = straight_road_scene(agents=(lead,), reference_poses_ego=straight_poses(9.0, 10))
-    proposals = np.stack([plan_with_lateral(rng.uniform(4, 12), lambda t, a=rng.uniform(-4, 4): a * t / 5)
-                          for _ in range(16)])
+    speeds, slopes = rng.uniform(4, 12, 16), rng.uniform(-4, 4, 16)
+    proposals = np.stack([plan_with_lateral(v, lambda t, a=a: a * t / 5) for v, a in zip(speeds, slopes, strict=True)])
     result = score_trajectories(scene, proposals)
     m = result.metrics
     np.testing.assert_allclose(m["pdms"], m["nc"] * m["dac"] * (5 * m["ttc"] + 5 * m["ep"] + 2 * m["c"]) / 12)
     np.testing.assert_allclose(
         m["epdms"],
-        m["nc"] * m["dac"] * m["ddc"] * m["tlc"] * (5 * m["ep"] + 5 * m["ttc"] + 2 * m["lk"] + 2 * m["hc"] + 2 * m["ec"])
+        m["nc"]
+        * m["dac"]
+        * m["ddc"]
+        * m["tlc"]
+        * (5 * m["ep"] + 5 * m["ttc"] + 2 * m["lk"] + 2 * m["hc"] + 2 * m["ec"])
         / 16,
     )
     assert len(set(np.round(m["pdms"], 6))) > 2  # the batch really differs
@@ -190,8 +199,9 @@ def test_scores_are_the_documented_weighted_products():
 def test_batch_scoring_matches_one_by_one_scoring_against_a_reference():
     cone = Agent.static("cone", (45.0, 0.0, 0.0))
     scene = straight_road_scene(agents=(cone,), reference_poses_ego=straight_poses(10.0, 10))
-    proposals = np.stack([straight_poses(10.0, 10), plan_with_lateral(10.0, lambda t: -np.clip(t, 0, 3.5)),
-                          straight_poses(6.0, 10)])
+    proposals = np.stack(
+        [straight_poses(10.0, 10), plan_with_lateral(10.0, lambda t: -np.clip(t, 0, 3.5)), straight_poses(6.0, 10)]
+    )
     batch = score_trajectories(scene, proposals)
     for i, plan in enumerate(proposals):
         assert batch.row(i) == pytest.approx(score_trajectory(scene, plan))
@@ -222,8 +232,13 @@ def test_bad_trajectories_give_clear_errors(poses, message):
 
 def test_bad_scenes_give_clear_errors():
     scene = straight_road_scene()
-    no_history = Scene(scene.map, (), EgoState(scene.ego.pose, 10.0, 0.0, np.zeros((0, 3))), scene.route_lane_ids,
-                       scene.route_centerline_xy)
+    no_history = Scene(
+        scene.map,
+        (),
+        EgoState(scene.ego.pose, 10.0, 0.0, np.zeros((0, 3))),
+        scene.route_lane_ids,
+        scene.route_centerline_xy,
+    )
     with pytest.raises(SceneError, match="history is empty"):
         score_trajectory(no_history, straight_poses(10.0, 10))
     empty_map = Scene(type(scene.map)((), scene.map.drivable_area), (), scene.ego, (), scene.route_centerline_xy)

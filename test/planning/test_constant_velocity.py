@@ -24,4 +24,7 @@ def test_constant_velocity_drives_into_a_stopped_lead_car():
 def test_planner_config_is_validated():
     with pytest.raises(ValueError, match="num_poses"):
         PlannerConfig(num_poses=0)
-    assert ConstantVelocityPlanner(PlannerConfig(num_poses=8, dt_s=0.5)).plan(straight_road_scene()).poses.shape == (8, 3)
+    assert ConstantVelocityPlanner(PlannerConfig(num_poses=8, dt_s=0.5)).plan(straight_road_scene()).poses.shape == (
+        8,
+        3,
+    )

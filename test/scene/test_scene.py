@@ -26,12 +26,14 @@ from spanvla_ros.scene import (
 def busy_scene() -> Scene:
     agents = (
         Agent.constant_velocity("car", (30.0, 3.5, 0.0), 8.0, 41),
-        Agent.constant_velocity("ped", (40.0, -3.0, np.pi / 2), 1.2, 41, kind=AgentKind.PEDESTRIAN, length_m=0.6,
-                                width_m=0.6),
+        Agent.constant_velocity(
+            "ped", (40.0, -3.0, np.pi / 2), 1.2, 41, kind=AgentKind.PEDESTRIAN, length_m=0.6, width_m=0.6
+        ),
         Agent.static("cone", (60.0, 0.0, 0.3)),
     )
-    return straight_road_scene(agents=agents, oncoming_lanes=1, red_light_at_x_m=50.0,
-                               reference_poses_ego=straight_poses(10.0, 10))
+    return straight_road_scene(
+        agents=agents, oncoming_lanes=1, red_light_at_x_m=50.0, reference_poses_ego=straight_poses(10.0, 10)
+    )
 
 
 @pytest.mark.parametrize("suffix", [".json", ".npz"])
@@ -83,8 +85,9 @@ def test_validation_rejects_a_map_without_lanes():
 
 def test_validation_rejects_an_empty_drivable_area():
     scene = straight_road_scene()
-    bad = Scene(MapData(scene.map.lanes, shapely.Polygon()), (), scene.ego, scene.route_lane_ids,
-                scene.route_centerline_xy)
+    bad = Scene(
+        MapData(scene.map.lanes, shapely.Polygon()), (), scene.ego, scene.route_lane_ids, scene.route_centerline_xy
+    )
     with pytest.raises(SceneError, match="drivable area is empty"):
         bad.validate()
 
