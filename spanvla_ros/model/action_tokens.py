@@ -22,7 +22,7 @@ HEADING_WEIGHT = 10.0
 
 
 def poses_to_deltas(poses: np.ndarray) -> np.ndarray:
-    """Per-step motions ``[N, 3]`` of poses ``[N, 3]`` (ego frame, from the origin), each in the previous pose's frame."""
+    """Per-step motions ``[N, 3]`` of ego-frame poses ``[N, 3]``, each in the previous pose's frame."""
     poses = np.asarray(poses, dtype=np.float64)
     previous = np.vstack([np.zeros(3), poses[:-1]])
     dx, dy = poses[:, 0] - previous[:, 0], poses[:, 1] - previous[:, 1]
