@@ -1,0 +1,306 @@
+"""SpanVLA: the VLM reasons (slow ``<think>`` chain of thought or fast "Directly predict the final action"), its KV
+cache over vision, text and reasoning tokens is handed to the action expert, which flows from the extrapolated history
+to the planned trajectory in a few Euler steps. ``plan_autoregressive`` is the slow baseline: the VLM writes discrete
+action tokens one by one.
+
+Reads top to bottom: prompt → ``reason`` (prefill + cached greedy decoding) → ``plan`` (flow on the cache) →
+losses → ``save`` / ``load``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedTokenizerFast
+
+from ..config import config_from_dict, config_to_dict
+from .action_tokens import ActionCodebook, ActionTokenError
+from .expert import ActionExpert, ActionExpertConfig, KVLayer
+from .flow import euler_integrate, flow_matching_loss, history_initialisation, sample_flow_time
+from .tokenizer import ACTION, action_token_ids
+from .vlm import VLMConfig, build_vlm, cache_layers, image_placeholder, image_token_types, patchify
+
+SYSTEM_PROMPT = "You are the driving planner of the ego vehicle. Reason about the scene, then act."
+FILES = ("config.json", "model.safetensors", "codebook.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory is missing files, or a file's sha256 does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class SpanVLAConfig:
+    vlm: VLMConfig = field(default_factory=VLMConfig)
+    expert: ActionExpertConfig = field(default_factory=ActionExpertConfig)
+    num_action_tokens: int = 256
+    max_reasoning_tokens: int = 48
+
+
+@dataclass
+class Observation:
+    """What the car gives the model: camera frames ``[I, H, W, 3]`` uint8 (cameras × history frames), the command,
+    and the ego state; ``history_ego [H, 3]`` oldest first, the last pose the origin."""
+
+    images: np.ndarray
+    command: str
+    speed_mps: float
+    acceleration_mps2: float
+    history_ego: np.ndarray
+
+
+@dataclass
+class Reasoning:
+    """The VLM's output: the generated text and the KV cache over prompt + reasoning (``[1, kv_heads, S, d]``)."""
+
+    text: str
+    token_ids: list[int]
+    kv_layers: list[KVLayer]
+
+
+def ego_state_text(observation: Observation) -> str:
+    history = " ".join(f"({x:.1f},{y:.1f})" for x, y, _ in np.asarray(observation.history_ego)[:-1])
+    return (
+        f"speed {observation.speed_mps:.1f} m/s, acceleration {observation.acceleration_mps2:.1f} m/s2, "
+        f"history {history}"
+    )
+
+
+class SpanVLA(nn.Module):
+    def __init__(self, config: SpanVLAConfig, tokenizer: PreTrainedTokenizerFast, codebook: ActionCodebook) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        self.codebook = codebook
+        if codebook.size != config.num_action_tokens:
+            raise ValueError(f"codebook has {codebook.size} tokens, config says {config.num_action_tokens}")
+        self.vlm = build_vlm(config.vlm, tokenizer)
+        text = self.vlm.config.text_config
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        self.expert = ActionExpert(config.expert, text.num_hidden_layers, text.num_key_value_heads, head_dim)
+        self.action_ids = torch.tensor(action_token_ids(tokenizer, config.num_action_tokens))
+        self.action_marker_id = tokenizer.convert_tokens_to_ids(ACTION)
+        self.register_buffer(
+            "pose_scale", torch.tensor(config.expert.pose_scale, dtype=torch.float32), persistent=False
+        )
+
+    # --- prompt ----------------------------------------------------------------------------------------------------
+
+    def prompt(self, observation: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``input_ids [1, S]``, ``pixel_values``, ``image_grid_thw`` for one observation."""
+        pixel_values, grid = patchify(observation.images, self.config.vlm)
+        merge = self.config.vlm.spatial_merge_size
+        images = "".join(image_placeholder(g, merge) for g in grid)
+        text = f"{SYSTEM_PROMPT} {images} command: {observation.command}. {ego_state_text(observation)}. "
+        return self.tokenizer(text, return_tensors="pt").input_ids, pixel_values, grid
+
+    def _forward(self, input_ids, pixel_values=None, grid=None, past=None, labels=None):
+        if past is None:
+            self.vlm.model.rope_deltas = None  # a new prompt: recompute the multimodal rope offsets
+        return self.vlm(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            image_grid_thw=grid,
+            mm_token_type_ids=image_token_types(input_ids, self.vlm.config.image_token_id),
+            past_key_values=past,
+            use_cache=True,
+            labels=labels,
+        )
+
+    # --- reasoning -------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reason(self, observation: Observation, max_new_tokens: int | None = None) -> Reasoning:
+        """Greedy cached decoding until the action marker, EOS or the token budget; returns text and cache."""
+        input_ids, pixel_values, grid = self.prompt(observation)
+        out = self._forward(input_ids, pixel_values, grid)
+        past, generated = out.past_key_values, []
+        next_id = int(out.logits[0, -1].argmax())
+        for _ in range(max_new_tokens or self.config.max_reasoning_tokens):
+            generated.append(next_id)
+            out = self._forward(torch.tensor([[next_id]]), past=past)
+            past = out.past_key_values
+            if next_id in (self.action_marker_id, self.tokenizer.eos_token_id):
+                break
+            next_id = int(out.logits[0, -1].argmax())
+        self._last_logits = out.logits[0, -1]
+        text = self.tokenizer.decode(generated, skip_special_tokens=False)
+        return Reasoning(text, generated, cache_layers(past))
+
+    # --- planning --------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def plan(
+        self,
+        reasoning: Reasoning,
+        history_ego: np.ndarray | torch.Tensor,
+        num_steps: int | None = None,
+        init: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        """Future poses ``[N, 3]`` (ego frame, metres/radians) by the flow expert on the reasoning's cache."""
+        history = torch.as_tensor(np.asarray(history_ego), dtype=torch.float32)[None]
+        poses = self.flow_sample(reasoning.kv_layers, history, num_steps=num_steps, init=init, generator=generator)
+        return poses[0].numpy()
+
+    def flow_sample(
+        self, kv_layers, history: torch.Tensor, kv_mask=None, num_steps=None, init=None, generator=None
+    ) -> torch.Tensor:
+        """Batched flow sampling: ``history [B, H, 3]`` → poses ``[B, N, 3]``."""
+        cfg = self.config.expert
+        start = self._start(history, init or cfg.init, generator)
+        history_n = history / self.pose_scale
+        velocity = lambda a, tau: self.expert(a, tau, history_n, kv_layers, kv_mask)  # noqa: E731
+        return euler_integrate(velocity, start, num_steps or cfg.num_steps) * self.pose_scale
+
+    def _start(self, history: torch.Tensor, init: str, generator: torch.Generator | None) -> torch.Tensor:
+        cfg = self.config.expert
+        if init == "noise":
+            return torch.randn(history.shape[0], cfg.num_poses, 3, generator=generator)
+        return history_initialisation(history, cfg.history_dt_s, cfg.num_poses, cfg.dt_s) / self.pose_scale
+
+    @torch.no_grad()
+    def plan_autoregressive(
+        self, observation: Observation, num_actions: int | None = None, constrained: bool = True
+    ) -> np.ndarray:
+        """The slow baseline: after reasoning, the VLM writes ``num_actions`` action tokens one at a time (restricted
+        to the action vocabulary when ``constrained``; otherwise a non-action token is an ActionTokenError)."""
+        num_actions = num_actions or self.config.expert.num_poses
+        input_ids, pixel_values, grid = self.prompt(observation)
+        out = self._forward(input_ids, pixel_values, grid)
+        past = out.past_key_values
+        out = self._forward(torch.tensor([[self.action_marker_id]]), past=past)
+        past, ids = out.past_key_values, []
+        lookup = {int(t): i for i, t in enumerate(self.action_ids)}
+        for _ in range(num_actions):
+            logits = out.logits[0, -1]
+            token = int(self.action_ids[logits[self.action_ids].argmax()]) if constrained else int(logits.argmax())
+            if token not in lookup:
+                raise ActionTokenError(
+                    f"the VLM wrote '{self.tokenizer.decode([token])}' where an action token was expected"
+                )
+            ids.append(lookup[token])
+            out = self._forward(torch.tensor([[token]]), past=past)
+            past = out.past_key_values
+        # The codebook composes 0.5 s steps; more actions than poses extend the horizon.
+        return self.codebook.decode(np.array(ids))
+
+    # --- training losses -------------------------------------------------------------------------------------------
+
+    def language_loss(
+        self,
+        observation: Observation,
+        target_text: str,
+        target_poses: np.ndarray | None = None,
+        action_weight: float = 1.0,
+    ) -> torch.Tensor:
+        """Next-token loss on the reasoning text, then (optionally) the action marker and the action tokens."""
+        input_ids, pixel_values, grid = self.prompt(observation)
+        target = self.tokenizer(target_text, return_tensors="pt").input_ids
+        pieces, weights = [target], [torch.ones(target.shape[1])]
+        if target_poses is not None:
+            tokens = self.action_ids[self.codebook.encode(target_poses)]
+            marker = torch.tensor([[self.action_marker_id]])
+            pieces += [marker, tokens[None]]
+            weights += [torch.ones(1), torch.full((len(tokens),), action_weight)]
+        full = torch.cat([input_ids, *pieces], dim=1)
+        logits = self._forward(full, pixel_values, grid).logits[0, input_ids.shape[1] - 1 : -1]
+        per_token = nn.functional.cross_entropy(logits, full[0, input_ids.shape[1] :], reduction="none")
+        w = torch.cat(weights)
+        return (per_token * w).sum() / w.sum()
+
+    def flow_loss(
+        self,
+        kv_layers,
+        history: torch.Tensor,
+        target_poses: torch.Tensor,
+        kv_mask=None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Flow-matching loss ``[]`` on a cache (VLM frozen: pass a cache computed under ``no_grad``)."""
+        cfg = self.config.expert
+        noisy_history = history + cfg.history_noise_std * torch.randn(history.shape, generator=generator)
+        start = self._start(noisy_history, cfg.init, generator)
+        tau = sample_flow_time(
+            history.shape[0], logit_mean=cfg.tau_logit_mean, logit_std=cfg.tau_logit_std, generator=generator
+        )
+        history_n = noisy_history / self.pose_scale
+        velocity = lambda a, t: self.expert(a, t, history_n, kv_layers, kv_mask)  # noqa: E731
+        return flow_matching_loss(velocity, target_poses / self.pose_scale, start, tau)
+
+    # --- files -----------------------------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write config, safetensors weights, tokenizer, codebook and a sha256 manifest of every file."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(config_to_dict(self.config), indent=2))
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(_dedupe_shared(state), str(directory / "model.safetensors"))
+        self.codebook.save(directory / "codebook.safetensors")
+        self.tokenizer.save_pretrained(directory)
+        manifest = {
+            p.name: _sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != "manifest.json"
+        }
+        (directory / "manifest.json").write_text(json.dumps({"files": manifest}, indent=2))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SpanVLA:
+        """Rebuild from ``save`` output; refuse a missing file or one whose sha256 differs from the manifest."""
+        directory = Path(directory)
+        manifest_path = directory / "manifest.json"
+        if not manifest_path.is_file():
+            raise CheckpointError(f"{directory}: no manifest.json (not a SpanVLA checkpoint)")
+        manifest = json.loads(manifest_path.read_text())["files"]
+        for name in FILES:
+            if name not in manifest or not (directory / name).is_file():
+                raise CheckpointError(f"{directory}: missing {name}")
+        for name, digest in manifest.items():
+            path = directory / name
+            if not path.is_file() or _sha256(path) != digest:
+                raise CheckpointError(f"{path}: sha256 does not match manifest.json (corrupt or tampered file)")
+        config = _config_from_json(json.loads((directory / "config.json").read_text()))
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
+        model = cls(config, tokenizer, ActionCodebook.load(directory / "codebook.safetensors"))
+        state = load_file(str(directory / "model.safetensors"))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        tied = {"vlm.lm_head.weight"} if model.vlm.config.tie_word_embeddings else set()
+        if set(missing) - tied or unexpected:
+            raise CheckpointError(f"{directory}: weights do not fit the config (missing {missing}, extra {unexpected})")
+        if tied:
+            model.vlm.tie_weights()
+        return model.eval()
+
+
+def _config_from_json(data: dict) -> SpanVLAConfig:
+    expert = dict(data.get("expert", {}))
+    if "pose_scale" in expert:
+        expert["pose_scale"] = tuple(expert["pose_scale"])
+    return config_from_dict(SpanVLAConfig, {**data, "expert": expert}, source="config.json")
+
+
+def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied embeddings); keep the first name of each storage."""
+    seen, out = set(), {}
+    for name, tensor in state.items():
+        key = (tensor.data_ptr(), tensor.shape)
+        if key in seen:
+            continue
+        seen.add(key)
+        out[name] = tensor
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
