@@ -166,17 +166,20 @@ class SpanVLA(nn.Module):
         return history_initialisation(history, cfg.history_dt_s, cfg.num_poses, cfg.dt_s) / self.pose_scale
 
     @torch.no_grad()
-    def plan_autoregressive(
-        self, observation: Observation, num_actions: int | None = None, constrained: bool = True
-    ) -> np.ndarray:
-        """The slow baseline: after reasoning, the VLM writes ``num_actions`` action tokens one at a time (restricted
-        to the action vocabulary when ``constrained``; otherwise a non-action token is an ActionTokenError)."""
-        num_actions = num_actions or self.config.expert.num_poses
+    def plan_autoregressive(self, observation: Observation, num_actions: int | None = None,
+                            constrained: bool = True) -> np.ndarray:
+        """The slow baseline: the VLM writes ``num_actions`` action tokens one at a time after the action marker
+        (restricted to the action vocabulary when ``constrained``; otherwise a non-action token is an
+        ActionTokenError). Returns the decoded poses ``[num_actions, 3]``."""
         input_ids, pixel_values, grid = self.prompt(observation)
-        out = self._forward(input_ids, pixel_values, grid)
-        past = out.past_key_values
+        past = self._forward(input_ids, pixel_values, grid).past_key_values
+        return self.decode_actions(past, num_actions or self.config.expert.num_poses, constrained)
+
+    @torch.no_grad()
+    def decode_actions(self, past, num_actions: int, constrained: bool = True) -> np.ndarray:
+        """Write the action marker and ``num_actions`` action tokens onto the cache ``past`` (which grows)."""
         out = self._forward(torch.tensor([[self.action_marker_id]]), past=past)
-        past, ids = out.past_key_values, []
+        ids = []
         lookup = {int(t): i for i, t in enumerate(self.action_ids)}
         for _ in range(num_actions):
             logits = out.logits[0, -1]
@@ -186,9 +189,8 @@ class SpanVLA(nn.Module):
                     f"the VLM wrote '{self.tokenizer.decode([token])}' where an action token was expected"
                 )
             ids.append(lookup[token])
-            out = self._forward(torch.tensor([[token]]), past=past)
-            past = out.past_key_values
-        # The codebook composes 0.5 s steps; more actions than poses extend the horizon.
+            out = self._forward(torch.tensor([[token]]), past=out.past_key_values)
+        # Each token is one 0.5 s step: more actions than poses extend the horizon.
         return self.codebook.decode(np.array(ids))
 
     # --- training losses -------------------------------------------------------------------------------------------

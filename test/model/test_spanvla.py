@@ -131,3 +131,27 @@ def test_flow_loss_overfits_16_samples(model):
     model.expert.eval()
     assert np.mean(losses[-20:]) < np.mean(losses[:5]) / 10, (losses[:5], losses[-20:])
     assert all(p.grad is None for p in model.vlm.parameters())
+
+
+def test_unconstrained_decoding_reports_a_non_action_token(model):
+    from spanvla_ros.model.action_tokens import ActionTokenError
+
+    with torch.no_grad():
+        bias = model.vlm.lm_head.weight.new_zeros(model.vlm.lm_head.weight.shape[0])
+        bias[model.tokenizer.eos_token_id] = 1e4  # force a text token where an action belongs
+        handle = model.vlm.lm_head.register_forward_hook(lambda m, i, out: out + bias)
+        try:
+            with pytest.raises(ActionTokenError, match="where an action token was expected"):
+                model.plan_autoregressive(observation(), num_actions=3, constrained=False)
+            assert model.plan_autoregressive(observation(), num_actions=3).shape == (3, 3)
+        finally:
+            handle.remove()
+
+
+def test_language_loss_covers_reasoning_and_action_tokens(model):
+    target = straight_trajectories(1)[0]
+    with torch.no_grad():
+        text_only = model.language_loss(observation(), f"{THINK_START} decelerate {THINK_END}")
+        with_actions = model.language_loss(observation(), f"{THINK_START} decelerate {THINK_END}", target)
+    assert torch.isfinite(text_only) and torch.isfinite(with_actions)
+    assert not torch.isclose(text_only, with_actions)
