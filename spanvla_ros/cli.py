@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     scorer.add_argument("--out", type=Path, default=Path("bench/results/scorer.json"), help="JSON output file")
     scorer.add_argument("--repeats", type=int, default=20, help="timed repetitions per batch size")
     scorer.set_defaults(handler=_bench_scorer)
+    model = bench_commands.add_parser(
+        "model", help="SpanVLA latency on this machine: prefill, reasoning tokens/s, flow steps, AR action tokens"
+    )
+    model.add_argument("--out", type=Path, default=Path("bench/results/model.json"), help="JSON output file")
+    model.add_argument("--repeats", type=int, default=15, help="timed repetitions per measurement")
+    model.set_defaults(handler=_bench_model)
     return parser
 
 
@@ -143,6 +149,24 @@ def _bench_scorer(args: argparse.Namespace) -> int:
     result = run(repeats=args.repeats)
     write_json(result, args.out)
     print(json.dumps({k: result[k] for k in ("proposals_per_s_batch1", "proposals_per_s_batch64")}, indent=2))
+    return 0
+
+
+def _bench_model(args: argparse.Namespace) -> int:
+    from .benchmarks.model import run
+    from .eval.report import write_json
+
+    result = run(repeats=args.repeats)
+    write_json(result, args.out)
+    keys = (
+        "plan_ms_median",
+        "ar_waypoints_ms_median",
+        "ar_over_flow_ratio",
+        "ar50_over_flow50_ratio",
+        "reasoning_tokens_per_s",
+        "prefill_ms_median",
+    )
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
     return 0
 
 

@@ -85,3 +85,20 @@ def test_bench_scorer_writes_throughput_json(tmp_path):
     assert result["proposals_per_s_batch1"] > 0
     assert result["proposals_per_s_batch64"] > 0
     assert result["scene"]["agents"] == 20
+
+
+def test_bench_model_writes_the_latency_table(tmp_path):
+    out_file = tmp_path / "model.json"
+    spanvla("bench", "model", "--out", out_file, "--repeats", "3")
+    result = json.loads(out_file.read_text())
+    for key in (
+        "plan_ms_median",
+        "ar_waypoints_ms_median",
+        "ar_over_flow_ratio",
+        "ar50_over_flow50_ratio",
+        "reasoning_tokens_per_s",
+        "prefill_ms_median",
+        "plan_noise_init_ms_median_10_steps",
+    ):
+        assert result[key] > 0, key
+    assert result["plan_ms_median_1_steps"] < result["plan_ms_median_10_steps"]

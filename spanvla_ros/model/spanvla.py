@@ -166,8 +166,9 @@ class SpanVLA(nn.Module):
         return history_initialisation(history, cfg.history_dt_s, cfg.num_poses, cfg.dt_s) / self.pose_scale
 
     @torch.no_grad()
-    def plan_autoregressive(self, observation: Observation, num_actions: int | None = None,
-                            constrained: bool = True) -> np.ndarray:
+    def plan_autoregressive(
+        self, observation: Observation, num_actions: int | None = None, constrained: bool = True
+    ) -> np.ndarray:
         """The slow baseline: the VLM writes ``num_actions`` action tokens one at a time after the action marker
         (restricted to the action vocabulary when ``constrained``; otherwise a non-action token is an
         ActionTokenError). Returns the decoded poses ``[num_actions, 3]``."""
