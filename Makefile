@@ -32,6 +32,7 @@ test-fast: setup
 
 bench: setup
 	$(VENV)/bin/spanvla bench scorer --out bench/results/scorer.json
+	$(VENV)/bin/spanvla bench model --out bench/results/model.json
 
 lint: setup
 	$(PY) -m pip install -q ruff==0.17.5
