@@ -28,8 +28,8 @@ class VLMConfig:
     """Either a local pretrained checkpoint (``pretrained_path``) or the tiny from-scratch default's sizes."""
 
     pretrained_path: str | None = None
-    hidden_size: int = 128
-    intermediate_size: int = 256
+    hidden_size: int = 256
+    intermediate_size: int = 640
     num_layers: int = 4
     num_heads: int = 4
     num_kv_heads: int = 2
