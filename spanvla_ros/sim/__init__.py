@@ -1,0 +1,5 @@
+"""The embedded world: highway-env scenes as the project's scene model, the front camera, and the expert planner."""
+
+from .world import ENVIRONMENTS, HighwayWorld, UnknownEnvironmentError, WorldConfig
+
+__all__ = ["ENVIRONMENTS", "HighwayWorld", "UnknownEnvironmentError", "WorldConfig"]
