@@ -84,8 +84,12 @@ def plot_scene(
             zorder=5,
         )
     x0, y0 = float(scene.ego.pose[0]), float(scene.ego.pose[1])
-    ax.set_xlim(x0 - 0.3 * view_m, x0 + view_m)
-    ax.set_ylim(y0 - 0.2 * view_m, y0 + 0.2 * view_m)
+    # Frame the view ahead of the ego, whichever way it faces.
+    heading = float(scene.ego.pose[2])
+    cx, cy = x0 + 0.35 * view_m * np.cos(heading), y0 + 0.35 * view_m * np.sin(heading)
+    half = 0.55 * view_m
+    ax.set_xlim(cx - half, cx + half)
+    ax.set_ylim(cy - 0.6 * half, cy + 0.6 * half)
     ax.set_aspect("equal")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")

@@ -44,6 +44,7 @@ class TrackerConfig:
     max_deceleration_mps2: float = 9.0
     acceleration_time_constant_s: float = 0.2
     steering_time_constant_s: float = 0.05
+    preview_steps: int = 2
     # LQR weights: longitudinal state (along-track error [m], speed error [m/s]), input acceleration.
     q_longitudinal_position: float = 1.0
     q_longitudinal_speed: float = 2.0
@@ -161,7 +162,10 @@ def simulate(
         gain_speed = np.clip(np.abs(speed), speed_grid[0], speed_grid[-1])
         k_y = np.interp(gain_speed, speed_grid, k_lat_grid[:, 0])
         k_h = np.interp(gain_speed, speed_grid, k_lat_grid[:, 1])
-        curvature = reference.yaw_rate[:, k] / np.maximum(np.abs(reference.speed[:, k]), 0.5)
+        # Curvature feed-forward previews the reference by the actuator lag: the spline starts at the current yaw
+        # rate, so without a preview a controller stepped one tick at a time (the closed loop) would never turn.
+        preview = min(k + config.preview_steps, steps - 1)
+        curvature = reference.yaw_rate[:, preview] / np.maximum(np.abs(reference.speed[:, preview]), 0.5)
         steer_cmd = np.arctan(wheelbase * curvature) - (k_y * lateral_error + k_h * heading_error)
         steer_cmd = np.clip(steer_cmd, -config.max_steering_angle_rad, config.max_steering_angle_rad)
         # Actuators: first-order lags, steering-rate limit.

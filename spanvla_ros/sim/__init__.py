@@ -3,3 +3,6 @@
 from .world import ENVIRONMENTS, HighwayWorld, UnknownEnvironmentError, WorldConfig
 
 __all__ = ["ENVIRONMENTS", "HighwayWorld", "UnknownEnvironmentError", "WorldConfig"]
+from .expert import ExpertConfig, ExpertPlanner  # noqa: E402
+
+__all__ += ["ExpertConfig", "ExpertPlanner"]

@@ -129,7 +129,9 @@ class HighwayWorld:
         self._map = convert_map(self.road.network, route_pairs)
         self._route_lane_ids = self._route_lanes()
         # Until the ego has driven for the history span, assume it came at constant speed.
-        self._ego_history = deque(maxlen=int(round(self.config.history_len * self.config.history_dt_s / self.config.dt_s)) + 1)
+        self._ego_history = deque(
+            maxlen=int(round(self.config.history_len * self.config.history_dt_s / self.config.dt_s)) + 1
+        )
         steps_back = self._ego_history.maxlen
         for k in range(steps_back - 1, 0, -1):
             back = self._ego_state.copy()
@@ -148,8 +150,15 @@ class HighwayWorld:
         poses_world = _remaining_plan(poses_world, plan.dt_s, plan_age_s, self._ego_state[:3])
         state = self._ego_state
         states = track_poses(
-            poses_world[None], plan.dt_s, state[:3], state[StateIndex.SPEED], state[StateIndex.ACCELERATION],
-            state[StateIndex.YAW_RATE], EGO_DIMENSIONS, num_steps=1, dt_s=dt,
+            poses_world[None],
+            plan.dt_s,
+            state[:3],
+            state[StateIndex.SPEED],
+            state[StateIndex.ACCELERATION],
+            state[StateIndex.YAW_RATE],
+            EGO_DIMENSIONS,
+            num_steps=1,
+            dt_s=dt,
         )
         self._ego_state = states[0, 1].copy()
         road = self.road
@@ -245,8 +254,9 @@ class HighwayWorld:
             if vehicle is self._ego:
                 continue
             xy = to_world_xy(vehicle.position)
-            out[self._name(vehicle)] = np.array([xy[0], xy[1], float(to_world_heading(vehicle.heading)),
-                                                       float(vehicle.speed)])
+            out[self._name(vehicle)] = np.array(
+                [xy[0], xy[1], float(to_world_heading(vehicle.heading)), float(vehicle.speed)]
+            )
         return out
 
     def render_top_down(self) -> np.ndarray:
@@ -290,13 +300,9 @@ class HighwayWorld:
         return xy[keep]
 
     def _route_lanes(self) -> tuple[str, ...]:
-        """Lanes the ego may use: every lane of each road segment on its route (same direction)."""
-        ids = set()
-        network = self.road.network
-        for from_, to, _ in self._route():
-            for index in range(len(network.graph[from_][to])):
-                ids.add(lane_id((from_, to, index)))
-        return tuple(sorted(ids))
+        """Lanes the ego may drive in: every lane that does not run against the route's direction. (highway-env
+        roads have no turn restrictions, so only oncoming lanes count against driving-direction compliance.)"""
+        return tuple(sorted(lane.id for lane in self._map.lanes if not lane.oncoming))
 
     def _command(self, route_xy: np.ndarray) -> DrivingCommand:
         """left / right / straight from the route's heading change over the next ~60 m."""
@@ -346,7 +352,9 @@ def convert_map(network, route_pairs: set[tuple] = frozenset()) -> MapData:
                         speed_limit_mps=float(lane.speed_limit or 30.0),
                     )
                 )
-    drivable = shapely.union_all([lane.polygon for lane in lanes]).buffer(0.3)
+    # Morphological closing fills the slivers where consecutive lane pieces meet at an angle (roundabout entries,
+    # junctions); the net margin over the lane surface is 0.3 m.
+    drivable = shapely.union_all([lane.polygon for lane in lanes]).buffer(2.0).buffer(-1.7)
     return MapData(tuple(lanes), drivable)
 
 
