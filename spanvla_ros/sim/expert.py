@@ -65,8 +65,8 @@ class ExpertPlanner(Planner):
         cfg = self.expert
         ego = scene.ego
         route = scene.route_centerline
-        lane_width = _lane_width_at(scene)
-        speed_limit = _speed_limit_at(scene, cfg.default_speed_limit_mps)
+        lane_width = lane_width_at(scene)
+        speed_limit = speed_limit_at(scene, cfg.default_speed_limit_mps)
         horizon_s = self.config.num_poses * self.config.dt_s
         steps = int(round(horizon_s / cfg.sim_dt_s))
         ego_xy = np.asarray(ego.pose[:2])
@@ -102,6 +102,45 @@ class ExpertPlanner(Planner):
         return np.stack(plans), labels
 
 
+def plan_along_route(scene: Scene, *, lateral_target_m: float, target_speed_mps: float, num_poses: int = 10,
+                     dt_s: float = 0.5, follow_lead: bool = True, transition_s: float = 4.0,
+                     config: ExpertConfig = ExpertConfig()) -> np.ndarray:
+    """One proposal outside the expert's grid: ease to ``lateral_target_m`` off the route and drive an IDM profile
+    towards ``target_speed_mps`` (ignoring agents when ``follow_lead`` is False). Returns ego-frame poses [N, 3]."""
+    route = scene.route_centerline
+    ego = scene.ego
+    ego_xy = np.asarray(ego.pose[:2])
+    s0 = float(route.project(shapely.Point(ego_xy)))
+    ahead = np.asarray(route.interpolate(min(s0 + 1.0, route.length)).coords[0])
+    here = np.asarray(route.interpolate(s0).coords[0])
+    tangent = (ahead - here) / max(np.linalg.norm(ahead - here), 1e-9)
+    offset0 = float(np.cross(tangent, ego_xy - here))
+    steps = int(round(num_poses * dt_s / config.sim_dt_s))
+    path = _eased_path(route, s0, offset0, lateral_target_m, max(ego.speed_mps, 5.0) * transition_s)
+    if path is None:
+        raise ValueError("the route is too short to plan along")
+    if follow_lead:
+        agents_xy, agents_len = _agent_tracks(scene, steps, config.sim_dt_s)
+        lead = _lead_positions(path, agents_xy, agents_len, ego.dimensions.width_m)
+    else:
+        lead = (np.zeros((0, 0)), np.zeros(0))
+    s = _idm_profile(ego.speed_mps, target_speed_mps, lead, steps, config, scene)
+    return _poses_along(path, s, num_poses, dt_s, config.sim_dt_s, ego.pose)
+
+
+def _poses_along(path: shapely.LineString, s: np.ndarray, num_poses: int, dt_s: float, sim_dt_s: float,
+                 ego_pose: np.ndarray) -> np.ndarray:
+    """Ego-frame poses ``[num_poses, 3]`` at arc lengths ``s`` (sampled every ``sim_dt_s``) along ``path``."""
+    t_idx = np.round(np.arange(1, num_poses + 1) * dt_s / sim_dt_s).astype(int)
+    distances = np.clip(s[t_idx], 0, path.length)
+    xy = shapely.get_coordinates(shapely.line_interpolate_point(path, distances))
+    nxt = shapely.get_coordinates(shapely.line_interpolate_point(path, np.minimum(distances + 0.5, path.length)))
+    heading = np.arctan2(nxt[:, 1] - xy[:, 1], nxt[:, 0] - xy[:, 0])
+    # At a standstill the path tangent may degenerate: hold the ego's heading.
+    heading = np.where(np.linalg.norm(nxt - xy, axis=1) < 0.1, ego_pose[2], heading)
+    return world_to_ego(np.column_stack([xy, heading]), ego_pose)
+
+
 def _stays_on_road(path: shapely.LineString, scene: Scene, check_m: float = 60.0) -> bool:
     """A neighbour-lane path is worth proposing only where that lane exists: its first metres lie on the road."""
     distances = np.arange(0.0, min(check_m, path.length), 5.0)
@@ -109,13 +148,13 @@ def _stays_on_road(path: shapely.LineString, scene: Scene, check_m: float = 60.0
     return bool(shapely.intersects_xy(scene.map.drivable_area, xy[:, 0], xy[:, 1]).all())
 
 
-def _lane_width_at(scene: Scene) -> float:
+def lane_width_at(scene: Scene) -> float:
     point = shapely.Point(scene.ego.pose[:2])
     widths = [lane.width_m for lane in scene.map.lanes if lane.polygon.intersects(point)]
     return float(np.median(widths)) if widths else 4.0
 
 
-def _speed_limit_at(scene: Scene, default: float) -> float:
+def speed_limit_at(scene: Scene, default: float) -> float:
     point = shapely.Point(scene.ego.pose[:2])
     limits = [lane.speed_limit_mps for lane in scene.map.lanes if lane.polygon.intersects(point)]
     return float(min(limits)) if limits else default

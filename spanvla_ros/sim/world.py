@@ -174,6 +174,22 @@ class HighwayWorld:
         self._ego_history.append(self._ego_state[:3].copy())
         return self.snapshot()
 
+    def perturb_ego(self, lateral_m: float = 0.0, heading_rad: float = 0.0, speed_scale: float = 1.0) -> Scene:
+        """Displace the ego (a recovery start): shift it sideways (positive = left), turn it, scale its speed."""
+        state = self._ego_state
+        heading = state[StateIndex.HEADING]
+        state[0] -= lateral_m * np.sin(heading)
+        state[1] += lateral_m * np.cos(heading)
+        state[StateIndex.HEADING] = wrap_angle(heading + heading_rad)
+        state[StateIndex.SPEED] *= speed_scale
+        ego = self._ego
+        ego.position = to_world_xy(state[:2])
+        ego.heading = float(-state[StateIndex.HEADING])
+        ego.speed = float(state[StateIndex.SPEED])
+        ego.on_state_update()
+        self._ego_history[-1] = state[:3].copy()
+        return self.snapshot()
+
     @property
     def road(self):
         return self.env.unwrapped.road

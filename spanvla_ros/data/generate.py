@@ -1,0 +1,253 @@
+"""Episodes → training samples: the expert drives a seeded world; some episodes include a flawed-policy segment
+(negative samples: hesitating, braking late, drifting out of the lane, cutting in with a short gap) and the expert's
+correction from where it left the ego (recovery samples), or an injected displacement (lateral offset, heading error,
+overspeed, an aborted lane change) followed by the expert's correction.
+
+Targets are what was actually driven (the logged ego future); agent futures in each sample's scoring scene are the
+logged ones (non-reactive replay, as NAVSIM's metric cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..eval import score_trajectory
+from ..scene import Scene, Trajectory, scene_to_dict, world_to_ego
+from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
+from ..sim.camera import CameraConfig, FrontCamera
+from ..sim.expert import lane_width_at, plan_along_route, speed_limit_at
+from ..sim.world import ENVIRONMENTS
+from .reasoning import label_sample
+
+FLAWS = {
+    "hesitate": "hesitates: crawls along instead of resuming speed with the traffic ahead",
+    "late_brake": "brakes late: holds speed towards the traffic ahead and brakes hard at the last moment",
+    "drift": "drifts out of its lane",
+    "short_gap_cut_in": "cuts into the neighbouring lane with a short gap",
+}
+INJECTIONS = {
+    "lateral_offset": "starts displaced sideways in its lane",
+    "heading_error": "starts with a heading error",
+    "overspeed": "starts well over the speed it should drive",
+    "aborted_lane_change": "starts halfway into a lane change it must abort",
+}
+POSITIVE, NEGATIVE, RECOVERY = "positive", "negative", "recovery"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    envs: tuple[str, ...] = ("highway", "merge", "roundabout", "intersection", "two-way", "exit")
+    episode_s: float = 12.0
+    warmup_s: float = 1.5
+    sample_every_s: float = 1.0
+    replan_every_ticks: int = 2
+    num_poses: int = 10
+    pose_dt_s: float = 0.5
+    camera_history: int = 2
+    camera_dt_s: float = 0.5
+    image_size: int = 112
+    flaw_probability: float = 0.5
+    injection_probability: float = 0.3
+    flaw_duration_s: float = 3.0
+    negative_margin_pdms: float = 0.05
+
+
+@dataclass
+class Sample:
+    """One training sample (arrays in the ego frame at sample time; images oldest first)."""
+
+    token: str
+    kind: str
+    env: str
+    seed: int
+    time_s: float
+    images: np.ndarray  # [F, H, W, 3] uint8
+    ego_history: np.ndarray  # [H, 3]
+    speed_mps: float
+    acceleration_mps2: float
+    command: str
+    target: np.ndarray  # [N, 3]
+    reasoning: dict[str, Any]
+    scene: dict[str, Any]
+    negatives: list[np.ndarray] = field(default_factory=list)
+    negative_labels: list[str] = field(default_factory=list)
+    negative_scores: list[dict[str, float]] = field(default_factory=list)
+    recovery_label: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the arrays, JSON-ready."""
+        return {
+            "token": self.token, "kind": self.kind, "env": self.env, "seed": self.seed, "time_s": self.time_s,
+            "speed_mps": self.speed_mps, "acceleration_mps2": self.acceleration_mps2, "command": self.command,
+            "reasoning": self.reasoning, "negative_labels": self.negative_labels,
+            "negative_scores": self.negative_scores, "recovery_label": self.recovery_label,
+            "num_negatives": len(self.negatives), "scene": json.dumps(self.scene),
+        }
+
+
+def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -> list[Sample]:
+    """Drive one seeded episode and return its samples (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    env = config.envs[seed % len(config.envs)]
+    world = HighwayWorld(WorldConfig(env=env, duration_s=config.episode_s + config.num_poses * config.pose_dt_s))
+    camera = FrontCamera(CameraConfig(width=config.image_size, height=config.image_size))
+    expert = ExpertPlanner()
+    dt = world.config.dt_s
+    ticks = int(round(config.episode_s / dt))
+    tail = int(round(config.num_poses * config.pose_dt_s / dt))
+    flaw = str(rng.choice(list(FLAWS))) if rng.random() < config.flaw_probability else None
+    flaw_start = int(round(rng.uniform(config.warmup_s + 1.0, config.episode_s / 2) / dt)) if flaw else -1
+    flaw_end = flaw_start + int(round(config.flaw_duration_s / dt)) if flaw else -1
+    injection = (str(rng.choice(list(INJECTIONS))) if not flaw and rng.random() < config.injection_probability
+                 else None)
+    injection_tick = int(round(rng.uniform(config.warmup_s + 1.0, config.episode_s / 2) / dt)) if injection else -1
+    sample_stride = int(round(config.sample_every_s / dt))
+    camera_stride = int(round(config.camera_dt_s / dt))
+    # Event ticks fall on camera ticks so every sample has its frame history.
+    flaw_start, flaw_end, injection_tick = (
+        (t // camera_stride) * camera_stride if t >= 0 else t for t in (flaw_start, flaw_end, injection_tick)
+    )
+
+    scene = world.reset(seed)
+    ego_log: list[np.ndarray] = []
+    agent_log: list[dict[str, np.ndarray]] = []
+    frames: dict[int, np.ndarray] = {}
+    pending: list[dict[str, Any]] = []
+    plan, plan_tick, plan_origin = None, 0, None
+    flaw_side = float(rng.choice([-1.0, 1.0]))
+    for tick in range(ticks + tail + 1):
+        if tick == injection_tick:
+            scene = _inject(world, scene, injection, rng)
+            plan = None
+        ego_log.append(world.ego_state)
+        agent_log.append(world.agent_states())
+        if tick % camera_stride == 0 and tick <= ticks:
+            frames[tick] = camera.render(scene)
+        in_flaw = flaw is not None and flaw_start <= tick < flaw_end
+        if tick <= ticks and tick >= int(config.warmup_s / dt):
+            if tick == flaw_start:
+                pending.append({"tick": tick, "kind": NEGATIVE, "scene": scene,
+                                "expert_plan": expert.plan(scene).poses, "label": FLAWS[flaw]})
+            elif tick == flaw_end or tick == injection_tick:
+                label = f"the ego {FLAWS[flaw]}" if tick == flaw_end else f"the ego {INJECTIONS[injection]}"
+                pending.append({"tick": tick, "kind": RECOVERY, "scene": scene, "label": label})
+            elif not in_flaw and tick % sample_stride == 0 and tick % camera_stride == 0:
+                pending.append({"tick": tick, "kind": POSITIVE, "scene": scene})
+        # The expert replans every few ticks (the world follows the aging plan in between); a flaw replans every tick.
+        if in_flaw:
+            plan, plan_tick, plan_origin = Trajectory(_flawed_plan(flaw, scene, flaw_side, config)), tick, None
+        elif plan is None or tick == flaw_end or tick - plan_tick >= config.replan_every_ticks:
+            plan, plan_tick, plan_origin = expert.plan(scene), tick, None
+        if plan_origin is None:
+            plan_origin = world.ego_state[:3]
+        scene = world.step(plan, plan_origin=plan_origin, plan_age_s=(tick - plan_tick) * dt)
+
+    samples = []
+    for item in pending:
+        sample = _make_sample(item, ego_log, agent_log, frames, world, seed, env, config, rng)
+        if sample is not None:
+            samples.append(sample)
+    return samples
+
+
+def _flawed_plan(flaw: str, scene: Scene, side: float, config: GenerationConfig) -> np.ndarray:
+    limit = speed_limit_at(scene, 25.0)
+    common = {"num_poses": config.num_poses, "dt_s": config.pose_dt_s}
+    if flaw == "hesitate":
+        return plan_along_route(scene, lateral_target_m=0.0, target_speed_mps=1.0, **common)
+    if flaw == "late_brake":
+        poses = plan_along_route(scene, lateral_target_m=0.0, target_speed_mps=max(scene.ego.speed_mps, limit),
+                                 follow_lead=False, **common)
+        return poses
+    if flaw == "drift":
+        return plan_along_route(scene, lateral_target_m=side * 2.6, target_speed_mps=scene.ego.speed_mps,
+                                transition_s=6.0, **common)
+    return plan_along_route(scene, lateral_target_m=side * lane_width_at(scene), target_speed_mps=scene.ego.speed_mps,
+                            follow_lead=False, transition_s=2.0, **common)
+
+
+def _inject(world: HighwayWorld, scene: Scene, injection: str, rng: np.random.Generator) -> Scene:
+    side = float(rng.choice([-1.0, 1.0]))
+    if injection == "lateral_offset":
+        return world.perturb_ego(lateral_m=side * rng.uniform(0.8, 1.4))
+    if injection == "heading_error":
+        return world.perturb_ego(heading_rad=side * rng.uniform(0.08, 0.15))
+    if injection == "overspeed":
+        return world.perturb_ego(speed_scale=rng.uniform(1.25, 1.4))
+    return world.perturb_ego(lateral_m=side * lane_width_at(scene) * 0.5, heading_rad=side * 0.06)
+
+
+def _make_sample(item: dict[str, Any], ego_log, agent_log, frames, world, seed, env, config, rng) -> Sample | None:
+    tick = item["tick"]
+    dt = world.config.dt_s
+    stride = int(round(config.pose_dt_s / dt))
+    future_ticks = tick + stride * np.arange(1, config.num_poses + 1)
+    if future_ticks[-1] >= len(ego_log):
+        return None
+    frame_ticks = [tick - k * int(round(config.camera_dt_s / dt)) for k in range(config.camera_history - 1, -1, -1)]
+    if any(t not in frames for t in frame_ticks):
+        return None
+    base: Scene = item["scene"]
+    origin = ego_log[tick][:3]
+    driven = world_to_ego(np.array([ego_log[t][:3] for t in future_ticks]), origin)
+    scoring_scene = _with_logged_futures(base, agent_log, tick, world.config.horizon_steps)
+    if item["kind"] == NEGATIVE:
+        target, negatives = np.asarray(item["expert_plan"]), [driven]
+    else:
+        target, negatives = driven, []
+    scoring_scene = dataclasses.replace(scoring_scene, reference_poses_ego=target)
+    negative_scores, labels = [], []
+    if negatives:
+        score = score_trajectory(scoring_scene, negatives[0], config.pose_dt_s)
+        reference = score_trajectory(scoring_scene, target, config.pose_dt_s)
+        if score["pdms"] > reference["pdms"] - config.negative_margin_pdms:
+            # The scorer does not mark this flaw down here: keep it as an ordinary positive sample instead.
+            negatives, item = [], {**item, "kind": POSITIVE}
+        else:
+            negative_scores, labels = [score], [item["label"]]
+    reasoning = label_sample(scoring_scene, target, rng, config.pose_dt_s)
+    history = world_to_ego(np.asarray(base.ego.history_poses), origin)
+    return Sample(
+        token=f"{env}-s{seed}-t{tick * dt:05.1f}-{item['kind']}",
+        kind=item["kind"],
+        env=env,
+        seed=seed,
+        time_s=round(tick * dt, 3),
+        images=np.stack([frames[t] for t in frame_ticks]),
+        ego_history=history,
+        speed_mps=float(base.ego.speed_mps),
+        acceleration_mps2=float(base.ego.acceleration_mps2),
+        command=base.command.value,
+        target=target,
+        reasoning=reasoning.to_dict(),
+        scene=scene_to_dict(scoring_scene),
+        negatives=negatives,
+        negative_labels=labels,
+        negative_scores=negative_scores,
+        recovery_label=item.get("label", "") if item["kind"] == RECOVERY else "",
+    )
+
+
+def _with_logged_futures(scene: Scene, agent_log: list[dict[str, np.ndarray]], tick: int, horizon: int) -> Scene:
+    """The scene with each agent's future replaced by its logged motion (held at its last logged state)."""
+    agents = []
+    for agent in scene.agents:
+        states = []
+        for k in range(horizon + 1):
+            t = min(tick + k, len(agent_log) - 1)
+            state = agent_log[t].get(agent.id)
+            states.append(state if state is not None else states[-1] if states else None)
+        if states[0] is None:
+            continue
+        states = np.array(states)
+        velocities = states[:, 3:4] * np.column_stack([np.cos(states[:, 2]), np.sin(states[:, 2])])
+        agents.append(type(agent)(agent.id, agent.kind, agent.length_m, agent.width_m, states[:, :3], velocities))
+    return dataclasses.replace(scene, agents=tuple(agents))
+
+
+__all__ = ["ENVIRONMENTS", "FLAWS", "INJECTIONS", "GenerationConfig", "Sample", "generate_episode"]
