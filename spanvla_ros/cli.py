@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, ConfigError) as exc:
+    except (ValueError, FileNotFoundError, ConfigError, KeyError) as exc:
         # Library errors carry a message that says what is wrong; show it without a traceback.
         print(f"spanvla: error: {exc}", file=sys.stderr)
         return 1
@@ -67,12 +67,49 @@ def build_parser() -> argparse.ArgumentParser:
     make_scene.add_argument("--out", required=True, type=Path, help="output scene file (.json or .npz)")
     make_scene.set_defaults(handler=_eval_make_scene)
 
+    open_loop = eval_commands.add_parser(
+        "open-loop",
+        help="run a planner on seeded held-out scenes and report mean PDMS, EPDMS and every sub-metric",
+        description="Scenes come from clean expert drives of the embedded world on seeds SEED..SEED+N-1 (held out "
+        "from training data); planners see agents' current states only, the scorer the logged futures.",
+    )
+    open_loop.add_argument("--planner", default="expert", help="expert | constant-velocity")
+    open_loop.add_argument("--episodes", type=int, default=20, help="number of seeded episodes")
+    open_loop.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
+    open_loop.add_argument("--scenes-per-episode", type=int, default=1)
+    open_loop.add_argument("--out", type=Path, required=True, help="JSON report (a PNG breakdown is written beside)")
+    open_loop.set_defaults(handler=_eval_open_loop)
+
+    data = commands.add_parser("data", help="generate and export training data")
+    data_commands = data.add_subparsers(title="data commands", metavar="DATA_COMMAND")
+    generate = data_commands.add_parser(
+        "generate", help="drive seeded episodes and write a dataset (positive, negative and recovery samples)"
+    )
+    generate.add_argument("--out", type=Path, required=True, help="new dataset directory")
+    generate.add_argument("--episodes", type=int, required=True)
+    generate.add_argument("--seed", type=int, default=0, help="first episode seed")
+    generate.add_argument("--workers", type=int, default=1, help="parallel processes")
+    generate.add_argument(
+        "--envs",
+        default=None,
+        help="comma-separated scene kinds (default: highway,merge,roundabout,intersection,two-way,exit)",
+    )
+    generate.set_defaults(handler=_data_generate)
+    export = data_commands.add_parser("export-reasoning", help="write an mReasoning-style JSONL (with PNG images)")
+    export.add_argument("--dataset", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="JSONL file; images go to <out>_images/")
+    export.set_defaults(handler=_data_export_reasoning)
+
     bench = commands.add_parser("bench", help="benchmarks that write JSON results")
     bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
     scorer = bench_commands.add_parser("scorer", help="PDM scorer throughput at batch 1 and 64")
     scorer.add_argument("--out", type=Path, default=Path("bench/results/scorer.json"), help="JSON output file")
     scorer.add_argument("--repeats", type=int, default=20, help="timed repetitions per batch size")
     scorer.set_defaults(handler=_bench_scorer)
+    camera = bench_commands.add_parser("camera", help="front-camera rendering time per frame")
+    camera.add_argument("--out", type=Path, default=Path("bench/results/camera.json"), help="JSON output file")
+    camera.add_argument("--repeats", type=int, default=30)
+    camera.set_defaults(handler=_bench_camera)
     model = bench_commands.add_parser(
         "model", help="SpanVLA latency on this machine: prefill, reasoning tokens/s, flow steps, AR action tokens"
     )
@@ -149,6 +186,85 @@ def _bench_scorer(args: argparse.Namespace) -> int:
     result = run(repeats=args.repeats)
     write_json(result, args.out)
     print(json.dumps({k: result[k] for k in ("proposals_per_s_batch1", "proposals_per_s_batch64")}, indent=2))
+    return 0
+
+
+def _eval_open_loop(args: argparse.Namespace) -> int:
+    from .data.scenes import evaluation_scenes
+    from .eval.open_loop import evaluate_open_loop
+    from .eval.report import plot_metric_breakdown, write_json
+
+    planner = _planner(args.planner)
+    total = args.episodes * args.scenes_per_episode
+    scenes = evaluation_scenes(args.episodes, args.seed, args.scenes_per_episode)
+    summary = evaluate_open_loop(planner, scenes, total=total)
+    summary.update({"seed": args.seed, "episodes": args.episodes})
+    write_json(summary, args.out)
+    keys = ("pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec")
+    plot_metric_breakdown(
+        {planner.name: {k: summary[k] for k in keys}},
+        args.out.with_suffix(".png"),
+        title=f"open loop, {summary['n_scenes']} scenes, seeds {args.seed}+",
+    )
+    print(json.dumps({k: summary[k] for k in ("planner", "n_scenes", *keys)}, indent=2))
+    return 0
+
+
+def _planner(name: str):
+    from .planning import ConstantVelocityPlanner
+
+    if name == "constant-velocity":
+        return ConstantVelocityPlanner()
+    if name == "expert":
+        from .sim import ExpertPlanner
+
+        return ExpertPlanner()
+    raise ValueError(f"unknown planner '{name}': use expert or constant-velocity")
+
+
+def _data_generate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .data.generate import GenerationConfig, generate_dataset
+
+    config = GenerationConfig()
+    if args.envs:
+        from .sim import WorldConfig
+
+        envs = tuple(e.strip() for e in args.envs.split(",") if e.strip())
+        for env in envs:
+            WorldConfig(env=env)  # raises UnknownEnvironmentError with the valid names
+        config = dataclasses.replace(config, envs=envs)
+    result = generate_dataset(args.out, episodes=args.episodes, seed=args.seed, workers=args.workers, config=config)
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "counts": result["counts"],
+                "seconds": round(result["seconds"], 1),
+                "samples_per_s": round(result["samples_per_s"], 2),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def _data_export_reasoning(args: argparse.Namespace) -> int:
+    from .data.export import export_reasoning
+
+    count = export_reasoning(args.dataset, args.out)
+    print(f"wrote {count} records to {args.out}")
+    return 0
+
+
+def _bench_camera(args: argparse.Namespace) -> int:
+    from .benchmarks.camera import run
+    from .eval.report import write_json
+
+    result = run(repeats=args.repeats)
+    write_json(result, args.out)
+    print(json.dumps({k: result[k] for k in ("render_ms_median_256", "render_ms_median_112")}, indent=2))
     return 0
 
 

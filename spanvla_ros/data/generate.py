@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,11 +83,20 @@ class Sample:
     def metadata(self) -> dict[str, Any]:
         """Everything but the arrays, JSON-ready."""
         return {
-            "token": self.token, "kind": self.kind, "env": self.env, "seed": self.seed, "time_s": self.time_s,
-            "speed_mps": self.speed_mps, "acceleration_mps2": self.acceleration_mps2, "command": self.command,
-            "reasoning": self.reasoning, "negative_labels": self.negative_labels,
-            "negative_scores": self.negative_scores, "recovery_label": self.recovery_label,
-            "num_negatives": len(self.negatives), "scene": json.dumps(self.scene),
+            "token": self.token,
+            "kind": self.kind,
+            "env": self.env,
+            "seed": self.seed,
+            "time_s": self.time_s,
+            "speed_mps": self.speed_mps,
+            "acceleration_mps2": self.acceleration_mps2,
+            "command": self.command,
+            "reasoning": self.reasoning,
+            "negative_labels": self.negative_labels,
+            "negative_scores": self.negative_scores,
+            "recovery_label": self.recovery_label,
+            "num_negatives": len(self.negatives),
+            "scene": json.dumps(self.scene),
         }
 
 
@@ -103,8 +113,7 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
     flaw = str(rng.choice(list(FLAWS))) if rng.random() < config.flaw_probability else None
     flaw_start = int(round(rng.uniform(config.warmup_s + 1.0, config.episode_s / 2) / dt)) if flaw else -1
     flaw_end = flaw_start + int(round(config.flaw_duration_s / dt)) if flaw else -1
-    injection = (str(rng.choice(list(INJECTIONS))) if not flaw and rng.random() < config.injection_probability
-                 else None)
+    injection = str(rng.choice(list(INJECTIONS))) if not flaw and rng.random() < config.injection_probability else None
     injection_tick = int(round(rng.uniform(config.warmup_s + 1.0, config.episode_s / 2) / dt)) if injection else -1
     sample_stride = int(round(config.sample_every_s / dt))
     camera_stride = int(round(config.camera_dt_s / dt))
@@ -131,8 +140,15 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
         in_flaw = flaw is not None and flaw_start <= tick < flaw_end
         if tick <= ticks and tick >= int(config.warmup_s / dt):
             if tick == flaw_start:
-                pending.append({"tick": tick, "kind": NEGATIVE, "scene": scene,
-                                "expert_plan": expert.plan(scene).poses, "label": FLAWS[flaw]})
+                pending.append(
+                    {
+                        "tick": tick,
+                        "kind": NEGATIVE,
+                        "scene": scene,
+                        "expert_plan": expert.plan(scene).poses,
+                        "label": FLAWS[flaw],
+                    }
+                )
             elif tick == flaw_end or tick == injection_tick:
                 label = f"the ego {FLAWS[flaw]}" if tick == flaw_end else f"the ego {INJECTIONS[injection]}"
                 pending.append({"tick": tick, "kind": RECOVERY, "scene": scene, "label": label})
@@ -161,14 +177,22 @@ def _flawed_plan(flaw: str, scene: Scene, side: float, config: GenerationConfig)
     if flaw == "hesitate":
         return plan_along_route(scene, lateral_target_m=0.0, target_speed_mps=1.0, **common)
     if flaw == "late_brake":
-        poses = plan_along_route(scene, lateral_target_m=0.0, target_speed_mps=max(scene.ego.speed_mps, limit),
-                                 follow_lead=False, **common)
+        poses = plan_along_route(
+            scene, lateral_target_m=0.0, target_speed_mps=max(scene.ego.speed_mps, limit), follow_lead=False, **common
+        )
         return poses
     if flaw == "drift":
-        return plan_along_route(scene, lateral_target_m=side * 2.6, target_speed_mps=scene.ego.speed_mps,
-                                transition_s=6.0, **common)
-    return plan_along_route(scene, lateral_target_m=side * lane_width_at(scene), target_speed_mps=scene.ego.speed_mps,
-                            follow_lead=False, transition_s=2.0, **common)
+        return plan_along_route(
+            scene, lateral_target_m=side * 2.6, target_speed_mps=scene.ego.speed_mps, transition_s=6.0, **common
+        )
+    return plan_along_route(
+        scene,
+        lateral_target_m=side * lane_width_at(scene),
+        target_speed_mps=scene.ego.speed_mps,
+        follow_lead=False,
+        transition_s=2.0,
+        **common,
+    )
 
 
 def _inject(world: HighwayWorld, scene: Scene, injection: str, rng: np.random.Generator) -> Scene:
@@ -251,3 +275,59 @@ def _with_logged_futures(scene: Scene, agent_log: list[dict[str, np.ndarray]], t
 
 
 __all__ = ["ENVIRONMENTS", "FLAWS", "INJECTIONS", "GenerationConfig", "Sample", "generate_episode"]
+
+
+def generate_dataset(
+    out_dir,
+    *,
+    episodes: int,
+    seed: int,
+    workers: int = 1,
+    config: GenerationConfig = GenerationConfig(),
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate ``episodes`` episodes (seeds ``seed .. seed + episodes - 1``) with ``workers`` processes and write
+    the dataset; returns the manifest plus ``samples_per_s`` and ``seconds``."""
+    import multiprocessing
+    import time
+
+    from tqdm import tqdm
+
+    from ..config import config_to_dict
+    from .dataset import write_dataset
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    seeds = list(range(seed, seed + episodes))
+    start = time.perf_counter()
+    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress)
+    produced = 0
+
+    def samples() -> Iterator[Sample]:
+        nonlocal produced
+        if workers <= 1:
+            results = (generate_episode(s, config) for s in seeds)
+            pool = None
+        else:
+            # spawn: highway-env/pygame state must not be forked mid-use.
+            pool = multiprocessing.get_context("spawn").Pool(workers)
+            results = pool.imap(_generate_one, [(s, config) for s in seeds])
+        try:
+            for episode_samples in results:
+                produced += len(episode_samples)
+                bar.update(1)
+                bar.set_postfix(samples=produced, per_s=f"{produced / (time.perf_counter() - start):.1f}")
+                yield from episode_samples
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+            bar.close()
+
+    manifest = write_dataset(samples(), out_dir, seeds=seeds, config=config_to_dict(config))
+    seconds = time.perf_counter() - start
+    return {**manifest, "seconds": seconds, "samples_per_s": manifest["counts"]["total"] / seconds}
+
+
+def _generate_one(args: tuple[int, GenerationConfig]) -> list[Sample]:
+    return generate_episode(*args)

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import shapely
 
-from ..model.tokenizer import FAST_MODE_TEXT, THINK_END, THINK_START
 from ..scene import AgentKind, Scene, ego_to_world, world_to_ego
+from ..text_format import FAST_MODE_TEXT, THINK_END, THINK_START
 
 LONGITUDINAL = ("keep", "accelerate", "decelerate", "yield", "stop")
 LATERAL = ("keep", "nudge_left", "nudge_right", "change_lane_left", "change_lane_right")
@@ -55,8 +55,13 @@ class ReasoningLabel:
         return f"{THINK_START} critical: {components}. decision: {decision}. {self.trace} {THINK_END}"
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "components": [asdict(c) for c in self.components],
-                "decision": asdict(self.decision), "trace": self.trace, "text": self.text()}
+        return {
+            "mode": self.mode,
+            "components": [asdict(c) for c in self.components],
+            "decision": asdict(self.decision),
+            "trace": self.trace,
+            "text": self.text(),
+        }
 
 
 def critical_components(scene: Scene, *, range_m: float = 60.0) -> list[CriticalComponent]:
@@ -112,9 +117,13 @@ def _signed_offset(line: shapely.LineString, xy: np.ndarray) -> float:
     return float(np.cross(tangent / max(np.linalg.norm(tangent), 1e-9), xy - here))
 
 
-def decision_from_trajectory(poses_ego: np.ndarray, speed0_mps: float, dt_s: float = 0.5,
-                             components: list[CriticalComponent] | None = None,
-                             lateral_change_m: float | None = None) -> Decision:
+def decision_from_trajectory(
+    poses_ego: np.ndarray,
+    speed0_mps: float,
+    dt_s: float = 0.5,
+    components: list[CriticalComponent] | None = None,
+    lateral_change_m: float | None = None,
+) -> Decision:
     """The decision a trajectory ``[N, 3]`` expresses: speed change over it and lateral displacement at its end
     (``lateral_change_m`` relative to the road when known, else the ego-frame y of the last pose)."""
     poses = np.asarray(poses_ego)
@@ -126,7 +135,9 @@ def decision_from_trajectory(poses_ego: np.ndarray, speed0_mps: float, dt_s: flo
     elif end_speed > speed0_mps + 1.5:
         longitudinal = "accelerate"
     elif end_speed < speed0_mps - 1.5:
-        yielding = any(c.behaviour in ("merging", "cutting in", "crossing", "oncoming traffic") for c in components or [])
+        yielding = any(
+            c.behaviour in ("merging", "cutting in", "crossing", "oncoming traffic") for c in components or []
+        )
         longitudinal = "yield" if yielding else "decelerate"
     else:
         longitudinal = "keep"
@@ -140,8 +151,9 @@ def decision_from_trajectory(poses_ego: np.ndarray, speed0_mps: float, dt_s: flo
     return Decision(longitudinal, lateral)
 
 
-def decision_consistency(decision: Decision, poses_ego: np.ndarray, speed0_mps: float, dt_s: float = 0.5,
-                         scene: Scene | None = None) -> float:
+def decision_consistency(
+    decision: Decision, poses_ego: np.ndarray, speed0_mps: float, dt_s: float = 0.5, scene: Scene | None = None
+) -> float:
     """1.0 when the trajectory expresses the decision, 0.5 when one of the two axes agrees, else 0.0."""
     lateral = route_offset_change(scene, poses_ego) if scene is not None else None
     observed = decision_from_trajectory(poses_ego, speed0_mps, dt_s, lateral_change_m=lateral)
@@ -157,36 +169,61 @@ def decision_consistency(decision: Decision, poses_ego: np.ndarray, speed0_mps: 
 
 
 _PHRASES = {
-    "braking": ["The lead vehicle is braking, so I slow down and keep a safe gap.",
-                "Brake lights ahead: reduce speed early to keep the headway.",
-                "The car in front decelerates; I match its speed instead of closing in."],
-    "stopped": ["A stopped object blocks the lane ahead; I must stop or go around it.",
-                "The lane ahead is blocked by a standing vehicle, so I brake in time."],
-    "slower lead": ["The vehicle ahead is slower; I follow at a safe distance or pass when the next lane is free.",
-                    "A slower car leads; keep the gap, overtake only with room on the side."],
-    "cutting in": ["A vehicle is cutting into my lane, so I yield and open the gap.",
-                   "Someone merges in front of me; ease off to let it in safely."],
-    "merging": ["Traffic merges from the ramp; I adapt my speed so it can join.",
-                "A car is merging in; I leave it space rather than racing it."],
-    "oncoming traffic": ["Oncoming traffic in the opposite lane: stay in my lane and do not overtake now.",
-                         "There is an oncoming car, so overtaking is unsafe; keep right."],
-    "crossing": ["A vehicle crosses my path at the junction; I yield before entering.",
-                 "Cross traffic at the intersection has priority in the conflict zone; wait for the gap."],
-    "lane_change": ["The adjacent lane is free and faster, so I change lanes smoothly.",
-                    "I move over to the next lane where the gap is large enough."],
+    "braking": [
+        "The lead vehicle is braking, so I slow down and keep a safe gap.",
+        "Brake lights ahead: reduce speed early to keep the headway.",
+        "The car in front decelerates; I match its speed instead of closing in.",
+    ],
+    "stopped": [
+        "A stopped object blocks the lane ahead; I must stop or go around it.",
+        "The lane ahead is blocked by a standing vehicle, so I brake in time.",
+    ],
+    "slower lead": [
+        "The vehicle ahead is slower; I follow at a safe distance or pass when the next lane is free.",
+        "A slower car leads; keep the gap, overtake only with room on the side.",
+    ],
+    "cutting in": [
+        "A vehicle is cutting into my lane, so I yield and open the gap.",
+        "Someone merges in front of me; ease off to let it in safely.",
+    ],
+    "merging": [
+        "Traffic merges from the ramp; I adapt my speed so it can join.",
+        "A car is merging in; I leave it space rather than racing it.",
+    ],
+    "oncoming traffic": [
+        "Oncoming traffic in the opposite lane: stay in my lane and do not overtake now.",
+        "There is an oncoming car, so overtaking is unsafe; keep right.",
+    ],
+    "crossing": [
+        "A vehicle crosses my path at the junction; I yield before entering.",
+        "Cross traffic at the intersection has priority in the conflict zone; wait for the gap.",
+    ],
+    "lane_change": [
+        "The adjacent lane is free and faster, so I change lanes smoothly.",
+        "I move over to the next lane where the gap is large enough.",
+    ],
     "default": ["The road ahead is clear; keep lane and speed.", "No conflict ahead; continue steadily."],
 }
 
 
-def label_sample(scene: Scene, target_poses_ego: np.ndarray, rng: np.random.Generator, dt_s: float = 0.5) -> ReasoningLabel:
+def label_sample(
+    scene: Scene, target_poses_ego: np.ndarray, rng: np.random.Generator, dt_s: float = 0.5
+) -> ReasoningLabel:
     """The reasoning label of one sample: components from the scene, decision from the target trajectory."""
     components = critical_components(scene)
-    decision = decision_from_trajectory(target_poses_ego, scene.ego.speed_mps, dt_s, components,
-                                        lateral_change_m=route_offset_change(scene, target_poses_ego))
+    decision = decision_from_trajectory(
+        target_poses_ego,
+        scene.ego.speed_mps,
+        dt_s,
+        components,
+        lateral_change_m=route_offset_change(scene, target_poses_ego),
+    )
     ego_point = shapely.Point(scene.ego.pose[:2])
     near_junction = any(lane.is_intersection and lane.polygon.distance(ego_point) < 25.0 for lane in scene.map.lanes)
     complex_scene = (
-        bool(components) or near_junction or decision.lateral.startswith("change")
+        bool(components)
+        or near_junction
+        or decision.lateral.startswith("change")
         or decision.longitudinal in ("yield", "stop")
     )
     if not complex_scene and decision == Decision("keep", "keep"):

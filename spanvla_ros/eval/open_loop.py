@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,6 +12,20 @@ from tqdm import tqdm
 from ..planning import Planner
 from ..scene import Scene
 from .pdm import METRIC_NAMES, ScorerConfig, score_trajectory
+
+
+def observable_scene(scene: Scene) -> Scene:
+    """What a planner may see at plan time: agents' current states extrapolated at constant velocity (their logged
+    futures stay with the scorer) and no reference plan."""
+    steps = scene.horizon_steps + 1
+    t = np.arange(steps) * scene.dt_s
+    agents = []
+    for agent in scene.agents:
+        pose, velocity = agent.poses[0], agent.velocities_mps[0]
+        xy = pose[:2] + t[:, None] * velocity
+        poses = np.column_stack([xy, np.full(steps, pose[2])])
+        agents.append(dataclasses.replace(agent, poses=poses, velocities_mps=np.tile(velocity, (steps, 1))))
+    return dataclasses.replace(scene, agents=tuple(agents), reference_poses_ego=None)
 
 
 def evaluate_open_loop(
@@ -24,7 +39,7 @@ def evaluate_open_loop(
     """Mean ``pdms``, ``epdms`` and every sub-metric over ``scenes``, with ``n_scenes`` and the per-scene rows."""
     rows: list[dict[str, Any]] = []
     for scene in tqdm(scenes, desc=f"open-loop {planner.name}", unit="scene", disable=not progress, total=total):
-        trajectory = planner.plan(scene)
+        trajectory = planner.plan(observable_scene(scene))
         row = score_trajectory(scene, trajectory.poses, trajectory.dt_s, config=config)
         rows.append({"token": scene.token, **row})
     if not rows:

@@ -8,17 +8,15 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from ..text_format import FAST_MODE_TEXT, THINK_END, THINK_START  # noqa: F401  (re-exported)
+
 PAD = "<|pad|>"
 EOS = "<|endoftext|>"
 VISION_START = "<|vision_start|>"
 VISION_END = "<|vision_end|>"
 IMAGE_PAD = "<|image_pad|>"
 VIDEO_PAD = "<|video_pad|>"
-THINK_START = "<think>"
-THINK_END = "</think>"
 ACTION = "<|action|>"
-#: Fast-mode reasoning: the VLM skips the chain of thought.
-FAST_MODE_TEXT = "Directly predict the final action"
 
 
 def action_token(index: int) -> str:

@@ -18,8 +18,12 @@ import shapely
 from ..scene import Scene, TrafficLightState, box_corners, ego_to_world, world_to_ego
 
 SKY, GRASS, ASPHALT, MARKING = (150, 190, 235), (70, 120, 60), (90, 90, 95), (235, 235, 235)
-LIGHT_COLOURS = {TrafficLightState.RED: (230, 30, 30), TrafficLightState.YELLOW: (240, 200, 30),
-                 TrafficLightState.GREEN: (40, 200, 70), TrafficLightState.UNKNOWN: (120, 120, 120)}
+LIGHT_COLOURS = {
+    TrafficLightState.RED: (230, 30, 30),
+    TrafficLightState.YELLOW: (240, 200, 30),
+    TrafficLightState.GREEN: (40, 200, 70),
+    TrafficLightState.UNKNOWN: (120, 120, 120),
+}
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,21 @@ class FrontCamera:
         cfg = self.config
         spread = np.tan(np.deg2rad(cfg.horizontal_fov_deg) / 2.0) * 1.2
         near, far = cfg.mount_x_m + cfg.near_m, cfg.mount_x_m + cfg.far_m
-        local = np.array([[near, -near * spread - 2], [far, -far * spread], [far, far * spread],
-                          [near, near * spread + 2], [near, -near * spread - 2]])
+        local = np.array(
+            [
+                [near, -near * spread - 2],
+                [far, -far * spread],
+                [far, far * spread],
+                [near, near * spread + 2],
+                [near, -near * spread - 2],
+            ]
+        )
         world = ego_to_world(np.column_stack([local, np.zeros(len(local))]), scene.ego.pose)
         return shapely.Polygon(world[:, :2])
 
-    def _project(self, points_world: np.ndarray, heights: np.ndarray | float, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    def _project(
+        self, points_world: np.ndarray, heights: np.ndarray | float, scene: Scene
+    ) -> tuple[np.ndarray, np.ndarray]:
         """World points ``[N, 2]`` at ``heights`` → pixels ``[N, 2]`` and depth ``[N]`` (camera z)."""
         local = world_to_ego(np.column_stack([points_world, np.zeros(len(points_world))]), scene.ego.pose)
         dx = local[:, 0] - self.config.mount_x_m
@@ -132,8 +145,9 @@ class FrontCamera:
         ok = depth > 0.3
         for run in _runs(ok):
             if len(run) >= 2:
-                cv2.polylines(image, [np.round(pixels[run] * 4).astype(np.int32)], False, colour, thickness,
-                              cv2.LINE_AA, shift=2)
+                cv2.polylines(
+                    image, [np.round(pixels[run] * 4).astype(np.int32)], False, colour, thickness, cv2.LINE_AA, shift=2
+                )
 
     def _draw_markings(self, image: np.ndarray, scene: Scene, view: shapely.Polygon) -> None:
         """Dashed lines between neighbouring lanes (each lane draws its left boundary when it has a left lane)."""
@@ -155,8 +169,9 @@ class FrontCamera:
         cfg = self.config
         boxes = []
         for agent in scene.agents:
-            boxes.append((agent.poses[0], agent.length_m, agent.width_m, 0.0, cfg.vehicle_height_m,
-                          _agent_colour(agent.id)))
+            boxes.append(
+                (agent.poses[0], agent.length_m, agent.width_m, 0.0, cfg.vehicle_height_m, _agent_colour(agent.id))
+            )
         for light in scene.map.traffic_lights:
             lane = scene.map.lane(light.lane_id)
             start, nxt = lane.centerline_xy[0], lane.centerline_xy[1]
@@ -181,15 +196,26 @@ class FrontCamera:
                 to_camera = self._camera_xy(scene) - mid
                 if float(np.dot(outward, to_camera)) <= 0:
                     continue  # back face
-                shade = 0.55 + 0.45 * abs(np.dot(outward / (np.linalg.norm(outward) + 1e-9),
-                                                 to_camera / (np.linalg.norm(to_camera) + 1e-9)))
+                shade = 0.55 + 0.45 * abs(
+                    np.dot(outward / (np.linalg.norm(outward) + 1e-9), to_camera / (np.linalg.norm(to_camera) + 1e-9))
+                )
                 depth = float(np.linalg.norm(to_camera))
                 faces.append((depth, np.array([ground[a], ground[b], roof[b], roof[a]]), shade))
             for _, quad, shade in sorted(faces, key=lambda f: -f[0]):
-                cv2.fillPoly(image, [np.round(quad * 4).astype(np.int32)], tuple(int(c * shade) for c in colour),
-                             cv2.LINE_AA, shift=2)
-            cv2.fillPoly(image, [np.round(roof * 4).astype(np.int32)], tuple(min(255, int(c * 1.1)) for c in colour),
-                         cv2.LINE_AA, shift=2)
+                cv2.fillPoly(
+                    image,
+                    [np.round(quad * 4).astype(np.int32)],
+                    tuple(int(c * shade) for c in colour),
+                    cv2.LINE_AA,
+                    shift=2,
+                )
+            cv2.fillPoly(
+                image,
+                [np.round(roof * 4).astype(np.int32)],
+                tuple(min(255, int(c * 1.1)) for c in colour),
+                cv2.LINE_AA,
+                shift=2,
+            )
 
     def _camera_xy(self, scene: Scene) -> np.ndarray:
         return ego_to_world(np.array([[self.config.mount_x_m, 0.0, 0.0]]), scene.ego.pose)[0, :2]
@@ -235,6 +261,8 @@ def _runs(mask: np.ndarray) -> list[np.ndarray]:
 
 def _on_screen(pixels: np.ndarray, config: CameraConfig) -> bool:
     return bool(
-        (pixels[:, 0].max() >= 0) and (pixels[:, 0].min() < config.width)
-        and (pixels[:, 1].max() >= 0) and (pixels[:, 1].min() < config.height)
+        (pixels[:, 0].max() >= 0)
+        and (pixels[:, 0].min() < config.width)
+        and (pixels[:, 1].max() >= 0)
+        and (pixels[:, 1].min() < config.height)
     )

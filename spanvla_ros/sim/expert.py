@@ -102,9 +102,17 @@ class ExpertPlanner(Planner):
         return np.stack(plans), labels
 
 
-def plan_along_route(scene: Scene, *, lateral_target_m: float, target_speed_mps: float, num_poses: int = 10,
-                     dt_s: float = 0.5, follow_lead: bool = True, transition_s: float = 4.0,
-                     config: ExpertConfig = ExpertConfig()) -> np.ndarray:
+def plan_along_route(
+    scene: Scene,
+    *,
+    lateral_target_m: float,
+    target_speed_mps: float,
+    num_poses: int = 10,
+    dt_s: float = 0.5,
+    follow_lead: bool = True,
+    transition_s: float = 4.0,
+    config: ExpertConfig = ExpertConfig(),
+) -> np.ndarray:
     """One proposal outside the expert's grid: ease to ``lateral_target_m`` off the route and drive an IDM profile
     towards ``target_speed_mps`` (ignoring agents when ``follow_lead`` is False). Returns ego-frame poses [N, 3]."""
     route = scene.route_centerline
@@ -128,8 +136,9 @@ def plan_along_route(scene: Scene, *, lateral_target_m: float, target_speed_mps:
     return _poses_along(path, s, num_poses, dt_s, config.sim_dt_s, ego.pose)
 
 
-def _poses_along(path: shapely.LineString, s: np.ndarray, num_poses: int, dt_s: float, sim_dt_s: float,
-                 ego_pose: np.ndarray) -> np.ndarray:
+def _poses_along(
+    path: shapely.LineString, s: np.ndarray, num_poses: int, dt_s: float, sim_dt_s: float, ego_pose: np.ndarray
+) -> np.ndarray:
     """Ego-frame poses ``[num_poses, 3]`` at arc lengths ``s`` (sampled every ``sim_dt_s``) along ``path``."""
     t_idx = np.round(np.arange(1, num_poses + 1) * dt_s / sim_dt_s).astype(int)
     distances = np.clip(s[t_idx], 0, path.length)

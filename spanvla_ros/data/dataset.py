@@ -1,0 +1,188 @@
+"""The dataset on disk: shards of samples (deterministic ``.npz`` zips: arrays + one JSON metadata string each) and a
+``manifest.json`` (counts, seeds, generation config, sha256 of every shard). A dataset being written carries an
+``.incomplete`` marker until its manifest is in place; readers refuse it, and refuse a shard whose hash differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .generate import Sample
+
+FORMAT = "spanvla-dataset"
+VERSION = 1
+INCOMPLETE = ".incomplete"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: a seed reproduces byte-identical shards
+
+
+class DatasetError(ValueError):
+    """A dataset directory is missing, incomplete, empty, or a shard does not match its manifest."""
+
+
+def write_dataset(
+    samples: Iterable[Sample], out_dir: str | Path, *, seeds: list[int], config: dict[str, Any], shard_size: int = 64
+) -> dict[str, Any]:
+    """Write ``samples`` in order as shards under ``out_dir``; return the manifest."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out} exists and is not empty; choose a new output directory")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / INCOMPLETE).write_text("generation in progress\n")
+    shards, buffer, counts = [], [], Counter()
+    envs: Counter = Counter()
+
+    def flush() -> None:
+        name = f"shard_{len(shards):05d}.npz"
+        write_shard(out / name, buffer)
+        shards.append({"file": name, "samples": len(buffer), "sha256": sha256(out / name)})
+        buffer.clear()
+
+    for sample in samples:
+        buffer.append(sample)
+        counts[sample.kind] += 1
+        envs[sample.env] += 1
+        if len(buffer) == shard_size:
+            flush()
+    if buffer:
+        flush()
+    total = sum(s["samples"] for s in shards)
+    if total == 0:
+        raise DatasetError("generation produced no samples; nothing was written")
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "counts": {
+            "total": total,
+            **{k: counts.get(k, 0) for k in ("positive", "negative", "recovery")},
+            "by_env": dict(sorted(envs.items())),
+        },
+        "seeds": seeds,
+        "config": config,
+        "shards": shards,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / INCOMPLETE).unlink()
+    return manifest
+
+
+def write_shard(path: Path, samples: list[Sample]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    metadata = []
+    for i, sample in enumerate(samples):
+        arrays[f"s{i}.images"] = sample.images
+        arrays[f"s{i}.ego_history"] = sample.ego_history.astype(np.float32)
+        arrays[f"s{i}.target"] = sample.target.astype(np.float32)
+        negatives = np.stack(sample.negatives) if sample.negatives else np.zeros((0, *sample.target.shape))
+        arrays[f"s{i}.negatives"] = negatives.astype(np.float32)
+        metadata.append(sample.metadata())
+    arrays["metadata"] = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME),
+                buffer.getvalue(),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(dataset_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
+    """The manifest of a finished dataset; with ``verify`` every shard's sha256 is checked."""
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise DatasetError(f"dataset directory not found: {root}")
+    if (root / INCOMPLETE).exists():
+        raise DatasetError(f"{root} is incomplete (generation did not finish); generate it again")
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise DatasetError(f"{root} has no manifest.json: not a spanvla dataset")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise DatasetError(f"{path}: not a {FORMAT} manifest")
+    if not manifest.get("shards") or manifest.get("counts", {}).get("total", 0) == 0:
+        raise DatasetError(f"{root} is empty: the manifest lists no samples")
+    if verify:
+        for shard in manifest["shards"]:
+            file = root / shard["file"]
+            if not file.is_file():
+                raise DatasetError(f"{root}: shard {shard['file']} listed in the manifest is missing")
+            if sha256(file) != shard["sha256"]:
+                raise DatasetError(f"{file}: sha256 does not match manifest.json (corrupt or modified shard)")
+    return manifest
+
+
+class SampleReader:
+    """Random access to the samples of a dataset (shards loaded lazily, the last one cached)."""
+
+    def __init__(self, dataset_dir: str | Path, *, verify: bool = True) -> None:
+        self.root = Path(dataset_dir)
+        self.manifest = read_manifest(self.root, verify=verify)
+        self._index = [(s["file"], i) for s in self.manifest["shards"] for i in range(s["samples"])]
+        self._cached: tuple[str, dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        file, i = self._index[index]
+        shard = self._shard(file)
+        meta = dict(shard["metadata"][i])
+        meta["scene"] = json.loads(meta["scene"])
+        return {
+            **meta,
+            "images": shard[f"s{i}.images"],
+            "ego_history": shard[f"s{i}.ego_history"],
+            "target": shard[f"s{i}.target"],
+            "negatives": shard[f"s{i}.negatives"],
+        }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def _shard(self, file: str) -> dict[str, Any]:
+        if self._cached is None or self._cached[0] != file:
+            with np.load(self.root / file, allow_pickle=False) as archive:
+                data = {key: archive[key] for key in archive.files}
+            data["metadata"] = json.loads(data["metadata"].tobytes().decode())
+            self._cached = (file, data)
+        return self._cached[1]
+
+
+def torch_dataset(dataset_dir: str | Path, *, verify: bool = True):
+    """A ``torch.utils.data.Dataset`` over the samples (arrays as tensors, text and metadata as is)."""
+    import torch
+    from torch.utils.data import Dataset
+
+    class SpanVLADataset(Dataset):
+        def __init__(self) -> None:
+            self.reader = SampleReader(dataset_dir, verify=verify)
+
+        def __len__(self) -> int:
+            return len(self.reader)
+
+        def __getitem__(self, index: int) -> dict[str, Any]:
+            item = self.reader[index]
+            for key in ("images", "ego_history", "target", "negatives"):
+                item[key] = torch.from_numpy(np.array(item[key]))
+            return item
+
+    return SpanVLADataset()
