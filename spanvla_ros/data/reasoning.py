@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import shapely
 
-from ..scene import AgentKind, Scene, ego_to_world, world_to_ego
+from ..scene import AgentKind, Scene, ego_to_world, lateral_offset, world_to_ego
 from ..text_format import FAST_MODE_TEXT, THINK_END, THINK_START
 
 LONGITUDINAL = ("keep", "accelerate", "decelerate", "yield", "stop")
@@ -104,17 +104,7 @@ def route_offset_change(scene: Scene, poses_ego: np.ndarray) -> float:
     relative to the road, so following a curve is not mistaken for a lane change."""
     line = scene.route_centerline
     end = ego_to_world(np.asarray(poses_ego)[-1:], scene.ego.pose)[0, :2]
-    return _signed_offset(line, end) - _signed_offset(line, np.asarray(scene.ego.pose[:2]))
-
-
-def _signed_offset(line: shapely.LineString, xy: np.ndarray) -> float:
-    s = line.project(shapely.Point(xy))
-    here = np.asarray(line.interpolate(s).coords[0])
-    ahead = np.asarray(line.interpolate(min(s + 1.0, line.length)).coords[0])
-    if np.allclose(ahead, here):
-        ahead = here + (here - np.asarray(line.interpolate(max(s - 1.0, 0.0)).coords[0]))
-    tangent = ahead - here
-    return float(np.cross(tangent / max(np.linalg.norm(tangent), 1e-9), xy - here))
+    return lateral_offset(line, end)[1] - lateral_offset(line, scene.ego.pose[:2])[1]
 
 
 def decision_from_trajectory(
@@ -236,3 +226,4 @@ def label_sample(
         key = "default"
     trace = str(rng.choice(_PHRASES.get(key, _PHRASES["default"])))
     return ReasoningLabel("slow", components, decision, trace)
+

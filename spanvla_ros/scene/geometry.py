@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import shapely
 
 # Corner order of every box array: front-left, rear-left, rear-right, front-right (a closed ring when taken in order).
 FRONT_LEFT, REAR_LEFT, REAR_RIGHT, FRONT_RIGHT = range(4)
@@ -64,3 +65,17 @@ def box_centers(poses: np.ndarray, center_offset_m: float = 0.0) -> np.ndarray:
     """Box centres ``[..., 2]`` of poses ``[..., 3]`` whose box centre lies ``center_offset_m`` ahead."""
     poses = np.asarray(poses, dtype=np.float64)
     return poses[..., :2] + center_offset_m * np.stack([np.cos(poses[..., 2]), np.sin(poses[..., 2])], -1)
+
+
+def lateral_offset(line: shapely.LineString, xy: np.ndarray) -> tuple[float, float]:
+    """Where ``xy`` lies relative to a polyline: (arc length of its projection, signed lateral offset — positive on
+    the left of the line's direction)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    s = float(line.project(shapely.Point(xy)))
+    here = np.asarray(line.interpolate(s).coords[0])
+    ahead = np.asarray(line.interpolate(min(s + 1.0, line.length)).coords[0])
+    if np.allclose(ahead, here):  # at the end of the line: use the last segment's direction
+        ahead = here + (here - np.asarray(line.interpolate(max(s - 1.0, 0.0)).coords[0]))
+    tangent = (ahead - here) / max(float(np.linalg.norm(ahead - here)), 1e-9)
+    offset = tangent[0] * (xy[1] - here[1]) - tangent[1] * (xy[0] - here[0])
+    return s, float(offset)

@@ -14,7 +14,7 @@ import shapely
 
 from ..eval import ScorerConfig, score_trajectories
 from ..planning import Planner, PlannerConfig
-from ..scene import Scene, Trajectory, world_to_ego
+from ..scene import Scene, Trajectory, lateral_offset, world_to_ego
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,7 @@ class ExpertPlanner(Planner):
         speed_limit = speed_limit_at(scene, cfg.default_speed_limit_mps)
         horizon_s = self.config.num_poses * self.config.dt_s
         steps = int(round(horizon_s / cfg.sim_dt_s))
-        ego_xy = np.asarray(ego.pose[:2])
-        s0 = float(route.project(shapely.Point(ego_xy)))
-        # Signed lateral offset of the ego from the route (positive = left).
-        ahead = np.asarray(route.interpolate(min(s0 + 1.0, route.length)).coords[0])
-        here = np.asarray(route.interpolate(s0).coords[0])
-        tangent = (ahead - here) / max(np.linalg.norm(ahead - here), 1e-9)
-        offset0 = float(np.cross(tangent, ego_xy - here))
+        s0, offset0 = lateral_offset(route, ego.pose[:2])
         agents_xy, agents_len = _agent_tracks(scene, steps, cfg.sim_dt_s)
         plans, labels = [], []
         for lane_offset in cfg.lateral_offsets_lanes:
@@ -117,12 +111,7 @@ def plan_along_route(
     towards ``target_speed_mps`` (ignoring agents when ``follow_lead`` is False). Returns ego-frame poses [N, 3]."""
     route = scene.route_centerline
     ego = scene.ego
-    ego_xy = np.asarray(ego.pose[:2])
-    s0 = float(route.project(shapely.Point(ego_xy)))
-    ahead = np.asarray(route.interpolate(min(s0 + 1.0, route.length)).coords[0])
-    here = np.asarray(route.interpolate(s0).coords[0])
-    tangent = (ahead - here) / max(np.linalg.norm(ahead - here), 1e-9)
-    offset0 = float(np.cross(tangent, ego_xy - here))
+    s0, offset0 = lateral_offset(route, ego.pose[:2])
     steps = int(round(num_poses * dt_s / config.sim_dt_s))
     path = _eased_path(route, s0, offset0, lateral_target_m, max(ego.speed_mps, 5.0) * transition_s)
     if path is None:
@@ -253,3 +242,4 @@ def _idm_profile(
         s[k + 1] = s[k] + 0.5 * (v + v_next) * cfg.sim_dt_s
         v = v_next
     return s
+
