@@ -95,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated scene kinds (default: highway,merge,roundabout,intersection,two-way,exit)",
     )
     generate.set_defaults(handler=_data_generate)
+    from_bag = data_commands.add_parser("from-bag", help="turn a ROS 2 bag (camera + odometry) into a dataset")
+    from_bag.add_argument("bag", type=Path, help="bag directory or file (sqlite3 or MCAP)")
+    from_bag.add_argument("--out", type=Path, required=True)
+    from_bag.add_argument("--camera-topic", help="default: the first Image/CompressedImage topic")
+    from_bag.add_argument("--odometry-topic", help="default: the first nav_msgs/Odometry topic")
+    from_bag.set_defaults(handler=_data_from_bag)
+    from_navsim = data_commands.add_parser("from-navsim", help="turn NAVSIM/OpenScene logs into a dataset")
+    from_navsim.add_argument("--logs", type=Path, required=True, help="folder of <log>.pkl files")
+    from_navsim.add_argument("--sensors", type=Path, required=True, help="the matching sensor_blobs folder")
+    from_navsim.add_argument("--out", type=Path, required=True)
+    from_navsim.set_defaults(handler=_data_from_navsim)
     export = data_commands.add_parser("export-reasoning", help="write an mReasoning-style JSONL (with PNG images)")
     export.add_argument("--dataset", type=Path, required=True)
     export.add_argument("--out", type=Path, required=True, help="JSONL file; images go to <out>_images/")
@@ -247,6 +258,29 @@ def _data_generate(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
+    return 0
+
+
+def _data_from_bag(args: argparse.Namespace) -> int:
+    from .data.adapters import samples_from_bag
+    from .data.dataset import write_dataset
+
+    samples = samples_from_bag(args.bag, camera_topic=args.camera_topic, odometry_topic=args.odometry_topic)
+    manifest = write_dataset(samples, args.out, seeds=[], config={"source": str(args.bag)})
+    print(json.dumps({"out": str(args.out), "counts": manifest["counts"]}, indent=2))
+    return 0
+
+
+def _data_from_navsim(args: argparse.Namespace) -> int:
+    from .data.adapters import AdapterError, samples_from_navsim_log
+    from .data.dataset import write_dataset
+
+    logs = sorted(args.logs.glob("*.pkl"))
+    if not logs:
+        raise AdapterError(f"no NAVSIM log pickles (*.pkl) in {args.logs}")
+    samples = [sample for log in logs for sample in samples_from_navsim_log(log, args.sensors)]
+    manifest = write_dataset(samples, args.out, seeds=[], config={"source": str(args.logs)})
+    print(json.dumps({"out": str(args.out), "counts": manifest["counts"]}, indent=2))
     return 0
 
 

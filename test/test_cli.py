@@ -1,27 +1,42 @@
-"""The installed ``spanvla`` command, run as a user would."""
+"""The ``spanvla`` command, run as a user would (a subprocess on this checkout's sources)."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from spanvla_ros.scene import Trajectory, save_trajectory, straight_poses
 
-EXE = shutil.which("spanvla", path=os.path.dirname(sys.executable)) or shutil.which("spanvla")
+ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec"}
 
 
 def spanvla(*args, check=True):
-    command = [EXE] if EXE else [sys.executable, "-m", "spanvla_ros.cli"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, check=check, timeout=120)
+    command = [sys.executable, "-m", "spanvla_ros.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=300, cwd=ROOT)
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["eval"], ["eval", "score"], ["eval", "make-scene"], ["bench"], ["bench", "scorer"]]
+    "args",
+    [
+        [],
+        ["eval"],
+        ["eval", "score"],
+        ["eval", "make-scene"],
+        ["eval", "open-loop"],
+        ["data"],
+        ["data", "generate"],
+        ["data", "from-bag"],
+        ["data", "from-navsim"],
+        ["data", "export-reasoning"],
+        ["bench"],
+        ["bench", "scorer"],
+        ["bench", "model"],
+        ["bench", "camera"],
+    ],
 )
 def test_help_everywhere(args):
     out = spanvla(*args, "--help")
@@ -102,3 +117,23 @@ def test_bench_model_writes_the_latency_table(tmp_path):
     ):
         assert result[key] > 0, key
     assert result["plan_ms_median_1_steps"] < result["plan_ms_median_10_steps"]
+
+
+def test_data_generate_rejects_an_unknown_environment_before_writing(tmp_path):
+    out = spanvla(
+        "data", "generate", "--out", tmp_path / "ds", "--episodes", "1", "--envs", "highway,moon", check=False
+    )
+    assert out.returncode == 1 and "unknown environment 'moon'" in out.stderr
+    assert not (tmp_path / "ds").exists()
+
+
+def test_data_generate_export_and_open_loop_eval(tmp_path):
+    out = spanvla("data", "generate", "--out", tmp_path / "ds", "--episodes", "1", "--seed", "4", "--envs", "two-way")
+    assert json.loads(out.stdout)["counts"]["total"] > 3
+    spanvla("data", "export-reasoning", "--dataset", tmp_path / "ds", "--out", tmp_path / "r.jsonl")
+    assert (tmp_path / "r.jsonl").read_text().count("\n") == json.loads(out.stdout)["counts"]["total"]
+    report = tmp_path / "ol.json"
+    spanvla("eval", "open-loop", "--planner", "constant-velocity", "--episodes", "1", "--out", report)
+    result = json.loads(report.read_text())
+    assert result["n_scenes"] == 1 and KEYS <= set(result)
+    assert report.with_suffix(".png").is_file()

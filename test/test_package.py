@@ -58,3 +58,11 @@ def test_rclpy_publishes_a_path_over_dds():
         talker.destroy_node()
         listener.destroy_node()
     assert received and received[0].header.frame_id == "base_link"
+
+
+def test_the_spanvla_command_is_installed_where_colcon_would_put_it():
+    import sys
+
+    prefix = Path(sys.prefix)
+    assert (prefix / "bin" / "spanvla").is_file()
+    assert (prefix / "lib" / "spanvla_ros" / "spanvla").exists()  # `ros2 run spanvla_ros spanvla`

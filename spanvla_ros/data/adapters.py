@@ -36,8 +36,13 @@ class AdapterError(ValueError):
 
 
 def _unlabelled() -> dict[str, Any]:
-    return {"mode": "unlabelled", "components": [], "decision": {"longitudinal": "", "lateral": ""}, "trace": "",
-            "text": FAST_MODE_TEXT}
+    return {
+        "mode": "unlabelled",
+        "components": [],
+        "decision": {"longitudinal": "", "lateral": ""},
+        "trace": "",
+        "text": FAST_MODE_TEXT,
+    }
 
 
 def _relative(poses_world: np.ndarray, origin: np.ndarray) -> np.ndarray:
@@ -62,8 +67,13 @@ def _command_from_future(future_ego: np.ndarray) -> str:
 # --- (a) ROS 2 bags ----------------------------------------------------------------------------------------------
 
 
-def samples_from_bag(bag: str | Path, *, camera_topic: str | None = None, odometry_topic: str | None = None,
-                     config: GenerationConfig = GenerationConfig()) -> list[Sample]:
+def samples_from_bag(
+    bag: str | Path,
+    *,
+    camera_topic: str | None = None,
+    odometry_topic: str | None = None,
+    config: GenerationConfig = GenerationConfig(),
+) -> list[Sample]:
     """Samples every ``pose_dt_s`` along a bag's odometry, where history, camera frames and the full future exist."""
     from rosbags.highlevel import AnyReader
 
@@ -89,8 +99,15 @@ def samples_from_bag(bag: str | Path, *, camera_topic: str | None = None, odomet
             else:
                 q = msg.pose.pose.orientation
                 yaw = float(np.arctan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z)))
-                odometry.append((stamp, msg.pose.pose.position.x, msg.pose.pose.position.y, yaw,
-                                 float(np.hypot(msg.twist.twist.linear.x, msg.twist.twist.linear.y))))
+                odometry.append(
+                    (
+                        stamp,
+                        msg.pose.pose.position.x,
+                        msg.pose.pose.position.y,
+                        yaw,
+                        float(np.hypot(msg.twist.twist.linear.x, msg.twist.twist.linear.y)),
+                    )
+                )
     if len(odometry) < 2 or not images:
         raise AdapterError(f"{bag}: needs odometry and camera messages (got {len(odometry)} and {len(images)})")
     odometry.sort()
@@ -108,8 +125,9 @@ def _decode_image(msg: Any, msgtype: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _samples_from_tracks(odometry: np.ndarray, images: list[tuple[float, np.ndarray]], source: str,
-                         config: GenerationConfig) -> list[Sample]:
+def _samples_from_tracks(
+    odometry: np.ndarray, images: list[tuple[float, np.ndarray]], source: str, config: GenerationConfig
+) -> list[Sample]:
     """odometry ``[M, 5]`` (t, x, y, yaw, speed), time-sorted; images (t, rgb) time-sorted."""
     t, x, y = odometry[:, 0], odometry[:, 1], odometry[:, 2]
     yaw = np.unwrap(odometry[:, 3])
@@ -119,6 +137,7 @@ def _samples_from_tracks(odometry: np.ndarray, images: list[tuple[float, np.ndar
     step = config.pose_dt_s
     samples = []
     for now in np.arange(t[0] + max(1.5, history_span), t[-1] - config.num_poses * step + 1e-6, step):
+
         def pose_at(times: np.ndarray) -> np.ndarray:
             return np.column_stack([np.interp(times, t, x), np.interp(times, t, y), np.interp(times, t, yaw)])
 
@@ -131,13 +150,23 @@ def _samples_from_tracks(odometry: np.ndarray, images: list[tuple[float, np.ndar
             continue  # no camera frame near this time
         v_now = float(np.interp(now, t, speed))
         accel = (float(np.interp(now + 0.25, t, speed)) - float(np.interp(now - 0.25, t, speed))) / 0.5
-        samples.append(Sample(
-            token=f"{source}-t{now - t[0]:07.2f}", kind=POSITIVE, env=source.split(":")[0], seed=-1,
-            time_s=round(float(now - t[0]), 3),
-            images=np.stack([_square(images[i][1], config.image_size) for i in nearest]),
-            ego_history=history, speed_mps=v_now, acceleration_mps2=accel,
-            command=_command_from_future(future), target=future, reasoning=_unlabelled(), scene={},
-        ))
+        samples.append(
+            Sample(
+                token=f"{source}-t{now - t[0]:07.2f}",
+                kind=POSITIVE,
+                env=source.split(":")[0],
+                seed=-1,
+                time_s=round(float(now - t[0]), 3),
+                images=np.stack([_square(images[i][1], config.image_size) for i in nearest]),
+                ego_history=history,
+                speed_mps=v_now,
+                acceleration_mps2=accel,
+                command=_command_from_future(future),
+                target=future,
+                reasoning=_unlabelled(),
+                scene={},
+            )
+        )
     return samples
 
 
@@ -148,11 +177,17 @@ class _LogUnpickler(pickle.Unpickler):
     """Admits only builtin containers and numpy arrays/scalars: a log file cannot name code to run."""
 
     ALLOWED = {
-        ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
+        ("builtins", "dict"),
+        ("builtins", "list"),
+        ("builtins", "tuple"),
+        ("builtins", "set"),
         ("collections", "OrderedDict"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -171,8 +206,9 @@ def load_navsim_log(path: str | Path) -> list[dict[str, Any]]:
     return frames
 
 
-def samples_from_navsim_log(log: str | Path, sensor_root: str | Path, *, camera: str = "CAM_F0",
-                            config: GenerationConfig = GenerationConfig()) -> list[Sample]:
+def samples_from_navsim_log(
+    log: str | Path, sensor_root: str | Path, *, camera: str = "CAM_F0", config: GenerationConfig = GenerationConfig()
+) -> list[Sample]:
     """Samples from one NAVSIM log (2 Hz frames): front camera, ego status, driving command, future poses."""
     frames = load_navsim_log(log)
     sensor_root = Path(sensor_root)
@@ -209,15 +245,21 @@ def samples_from_navsim_log(log: str | Path, sensor_root: str | Path, *, camera:
         origin = poses[now]
         dynamic = np.asarray(frame["ego_dynamic_state"], dtype=np.float64)
         command_onehot = np.asarray(frame.get("driving_command", [0, 0, 0, 1]))
-        samples.append(Sample(
-            token=f"navsim:{frame.get('token', now)}", kind=POSITIVE, env="navsim", seed=-1,
-            time_s=round((frame["timestamp"] - frames[0]["timestamp"]) * 1e-6, 3),
-            images=np.stack(images),
-            ego_history=_relative(poses[now - history_frames + 1 : now + 1], origin),
-            speed_mps=float(np.hypot(dynamic[0], dynamic[1])),
-            acceleration_mps2=float(dynamic[2]) if len(dynamic) > 2 else 0.0,
-            command=NAVSIM_COMMANDS[int(np.argmax(command_onehot))],
-            target=_relative(poses[now + 1 : now + 1 + config.num_poses], origin),
-            reasoning=_unlabelled(), scene={},
-        ))
+        samples.append(
+            Sample(
+                token=f"navsim:{frame.get('token', now)}",
+                kind=POSITIVE,
+                env="navsim",
+                seed=-1,
+                time_s=round((frame["timestamp"] - frames[0]["timestamp"]) * 1e-6, 3),
+                images=np.stack(images),
+                ego_history=_relative(poses[now - history_frames + 1 : now + 1], origin),
+                speed_mps=float(np.hypot(dynamic[0], dynamic[1])),
+                acceleration_mps2=float(dynamic[2]) if len(dynamic) > 2 else 0.0,
+                command=NAVSIM_COMMANDS[int(np.argmax(command_onehot))],
+                target=_relative(poses[now + 1 : now + 1 + config.num_poses], origin),
+                reasoning=_unlabelled(),
+                scene={},
+            )
+        )
     return samples

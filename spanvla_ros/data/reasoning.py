@@ -226,4 +226,3 @@ def label_sample(
         key = "default"
     trace = str(rng.choice(_PHRASES.get(key, _PHRASES["default"])))
     return ReasoningLabel("slow", components, decision, trace)
-

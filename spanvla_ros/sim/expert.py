@@ -242,4 +242,3 @@ def _idm_profile(
         s[k + 1] = s[k] + 0.5 * (v + v_next) * cfg.sim_dt_s
         v = v_next
     return s
-

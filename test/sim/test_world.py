@@ -51,8 +51,9 @@ def test_the_ego_follows_a_planned_curve_through_the_tracker():
     scene = world.reset(0)
     speed, radius = scene.ego.speed_mps, 80.0
     t = np.arange(1, 11) * 0.5
-    arc = np.stack([radius * np.sin(speed / radius * t), radius * (1 - np.cos(speed / radius * t)),
-                    speed / radius * t], -1)
+    arc = np.stack(
+        [radius * np.sin(speed / radius * t), radius * (1 - np.cos(speed / radius * t)), speed / radius * t], -1
+    )
     start = scene.ego.pose.copy()
     for _ in range(10):
         world.step(Trajectory(arc), plan_origin=start, plan_age_s=world.time_s)

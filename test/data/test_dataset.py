@@ -1,0 +1,91 @@
+"""Dataset generation, files, reader and bad input."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from spanvla_ros.data.dataset import INCOMPLETE, DatasetError, SampleReader, read_manifest, torch_dataset
+from spanvla_ros.data.export import export_reasoning
+from spanvla_ros.data.generate import GenerationConfig, generate_dataset, generate_episode
+from spanvla_ros.eval import score_trajectory
+from spanvla_ros.scene import scene_from_dict
+
+SHORT = GenerationConfig(episode_s=6.0, warmup_s=1.0, envs=("highway", "two-way"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "ds"
+    manifest = generate_dataset(out, episodes=2, seed=5, workers=1, config=SHORT, progress=False)
+    return out, manifest
+
+
+def test_generated_dataset_round_trips_through_the_reader(dataset):
+    out, manifest = dataset
+    assert manifest["counts"]["total"] == len(SampleReader(out)) > 4
+    assert manifest["samples_per_s"] > 0
+    data = torch_dataset(out)
+    item = data[0]
+    assert item["images"].shape == (SHORT.camera_history, SHORT.image_size, SHORT.image_size, 3)
+    assert item["target"].shape == (SHORT.num_poses, 3) and item["ego_history"].shape == (4, 3)
+    assert item["kind"] in ("positive", "negative", "recovery")
+    assert item["reasoning"]["text"]
+    scene = scene_from_dict(item["scene"])  # the scoring scene travels with the sample
+    assert score_trajectory(scene, item["target"].numpy())["pdms"] > 0.5  # the expert's own drive scores well
+
+
+def test_same_seed_gives_identical_shards(dataset, tmp_path):
+    out, manifest = dataset
+    again = generate_dataset(tmp_path / "again", episodes=2, seed=5, workers=2, config=SHORT, progress=False)
+    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in manifest["shards"]]
+
+
+def test_flawed_episodes_yield_labelled_negatives_and_recoveries():
+    config = dataclasses.replace(SHORT, episode_s=10.0, flaw_probability=1.0, envs=("highway",))
+    kinds = {}
+    for seed in range(3):
+        for sample in generate_episode(seed, config):
+            kinds.setdefault(sample.kind, []).append(sample)
+    assert kinds.get("recovery"), "a flaw segment ends in a recovery sample"
+    for negative in kinds.get("negative", []):
+        assert negative.negative_labels and negative.negatives[0].shape == (10, 3)
+        # The scorer marks the flawed drive down against the expert's plan.
+        assert negative.negative_scores[0]["pdms"] < 1.0
+
+
+def test_tampered_shard_and_incomplete_or_empty_datasets_are_refused(dataset, tmp_path):
+    out, manifest = dataset
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for file in out.iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    shard = copy / manifest["shards"][0]["file"]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="sha256 does not match"):
+        read_manifest(copy)
+    (copy / INCOMPLETE).write_text("")
+    with pytest.raises(DatasetError, match="incomplete"):
+        read_manifest(copy)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "manifest.json").write_text(json.dumps({"format": "spanvla-dataset", "shards": [], "counts": {}}))
+    with pytest.raises(DatasetError, match="empty"):
+        read_manifest(empty)
+    with pytest.raises(DatasetError, match="not found"):
+        read_manifest(tmp_path / "nowhere")
+
+
+def test_export_reasoning_writes_jsonl_with_images(dataset, tmp_path):
+    out, manifest = dataset
+    jsonl = tmp_path / "mreasoning.jsonl"
+    count = export_reasoning(out, jsonl)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert count == len(lines) == manifest["counts"]["total"]
+    first = lines[0]
+    assert (tmp_path / first["image"]).is_file()
+    assert {"question", "reasoning", "trajectory", "negatives", "kind"} <= set(first)
+    assert np.asarray(first["trajectory"]).shape == (10, 3)
