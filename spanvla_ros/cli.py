@@ -80,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     open_loop.add_argument("--out", type=Path, required=True, help="JSON report (a PNG breakdown is written beside)")
     open_loop.set_defaults(handler=_eval_open_loop)
 
+    closed = eval_commands.add_parser(
+        "closed-loop",
+        help="drive a planner in the embedded world on seeded episodes: driving score, route completion, collisions",
+    )
+    closed.add_argument("--planner", default="expert", help="expert | constant-velocity")
+    closed.add_argument("--episodes", type=int, default=12)
+    closed.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
+    closed.add_argument("--duration", type=float, default=15.0, help="seconds per episode")
+    closed.add_argument("--out", type=Path, required=True, help="JSON report; PNGs of each drive go beside it")
+    closed.set_defaults(handler=_eval_closed_loop)
+
     data = commands.add_parser("data", help="generate and export training data")
     data_commands = data.add_subparsers(title="data commands", metavar="DATA_COMMAND")
     generate = data_commands.add_parser(
@@ -218,6 +229,21 @@ def _eval_open_loop(args: argparse.Namespace) -> int:
         title=f"open loop, {summary['n_scenes']} scenes, seeds {args.seed}+",
     )
     print(json.dumps({k: summary[k] for k in ("planner", "n_scenes", *keys)}, indent=2))
+    return 0
+
+
+def _eval_closed_loop(args: argparse.Namespace) -> int:
+    from .eval.report import write_json
+    from .sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
+
+    planner = _planner(args.planner)
+    plots = args.out.with_name(args.out.stem + "_plots")
+    summary = evaluate_closed_loop(
+        planner, args.episodes, args.seed, ClosedLoopConfig(duration_s=args.duration), plots_dir=plots
+    )
+    write_json(summary, args.out)
+    keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "infraction_counts")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
 
 

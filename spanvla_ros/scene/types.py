@@ -78,6 +78,11 @@ class Lane:
         """The lane surface: the centerline buffered by half the width with flat ends."""
         return LineString(self.centerline_xy).buffer(self.width_m / 2.0, cap_style="flat", join_style="round")
 
+    @cached_property
+    def left_boundary(self) -> LineString:
+        """The lane's left edge (the centerline offset by half the width)."""
+        return LineString(self.centerline_xy).offset_curve(self.width_m / 2.0)
+
 
 @dataclass(frozen=True, eq=False)
 class TrafficLight:

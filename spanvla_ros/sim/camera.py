@@ -154,8 +154,7 @@ class FrontCamera:
         for lane in scene.map.lanes:
             if lane.left_id is None:
                 continue
-            boundary = shapely.LineString(lane.centerline_xy).offset_curve(lane.width_m / 2.0)
-            clipped = boundary.intersection(view)
+            clipped = lane.left_boundary.intersection(view)
             for piece in _lines(clipped):
                 coords = _densify(np.asarray(piece.coords), 1.0)
                 arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(coords, axis=0), axis=1))])
@@ -179,6 +178,9 @@ class FrontCamera:
             side = start + (lane.width_m / 2 + 0.5) * np.array([np.sin(heading), -np.cos(heading)])
             boxes.append((np.array([*side, heading]), 0.4, 0.4, 3.0, 4.0, LIGHT_COLOURS[light.state]))
         ego_xy = scene.ego.pose[:2]
+        # Cull what lies beyond the far plane before any projection.
+        reach = cfg.far_m + cfg.mount_x_m + 5.0
+        boxes = [b for b in boxes if float(np.hypot(*(b[0][:2] - ego_xy))) < reach]
         boxes.sort(key=lambda b: -float(np.linalg.norm(b[0][:2] - ego_xy)))
         for pose, length, width, bottom, top, colour in boxes:
             corners = box_corners(np.asarray(pose)[None], length, width)[0]  # FL, RL, RR, FR
