@@ -89,3 +89,22 @@ def test_export_reasoning_writes_jsonl_with_images(dataset, tmp_path):
     assert (tmp_path / first["image"]).is_file()
     assert {"question", "reasoning", "trajectory", "negatives", "kind"} <= set(first)
     assert np.asarray(first["trajectory"]).shape == (10, 3)
+
+
+def test_a_crash_mid_generation_leaves_the_dataset_marked_incomplete(dataset, tmp_path):
+    from spanvla_ros.data.dataset import write_dataset
+
+    reader = SampleReader(dataset[0])
+    first = generate_episode(5, SHORT)
+
+    def crashing():
+        yield from first
+        raise RuntimeError("worker died")
+
+    out = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="worker died"):
+        write_dataset(crashing(), out, seeds=[5], config={}, shard_size=2)
+    assert (out / INCOMPLETE).exists() and not (out / "manifest.json").exists()
+    with pytest.raises(DatasetError, match="incomplete"):
+        SampleReader(out)
+    assert len(reader) > 0
