@@ -4,3 +4,9 @@ THINK_START = "<think>"
 THINK_END = "</think>"
 #: Fast-mode reasoning: the VLM skips the chain of thought.
 FAST_MODE_TEXT = "Directly predict the final action"
+
+# Qwen2-VL's vision markers (their ids come from the tokenizer).
+VISION_START = "<|vision_start|>"
+VISION_END = "<|vision_end|>"
+IMAGE_PAD = "<|image_pad|>"
+VIDEO_PAD = "<|video_pad|>"

@@ -21,13 +21,13 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from ..config import config_from_dict, config_to_dict
+from ..inputs import prompt_text
 from .action_tokens import ActionCodebook, ActionTokenError
 from .expert import ActionExpert, ActionExpertConfig, KVLayer
 from .flow import euler_integrate, flow_matching_loss, history_initialisation, sample_flow_time
 from .tokenizer import ACTION, action_token_ids
-from .vlm import VLMConfig, build_vlm, cache_layers, image_placeholder, image_token_types, patchify
+from .vlm import VLMConfig, build_vlm, cache_layers, image_token_types, patchify
 
-SYSTEM_PROMPT = "You are the driving planner of the ego vehicle. Reason about the scene, then act."
 FILES = ("config.json", "model.safetensors", "codebook.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
@@ -64,14 +64,6 @@ class Reasoning:
     kv_layers: list[KVLayer]
 
 
-def ego_state_text(observation: Observation) -> str:
-    history = " ".join(f"({x:.1f},{y:.1f})" for x, y, _ in np.asarray(observation.history_ego)[:-1])
-    return (
-        f"speed {observation.speed_mps:.1f} m/s, acceleration {observation.acceleration_mps2:.1f} m/s2, "
-        f"history {history}"
-    )
-
-
 class SpanVLA(nn.Module):
     def __init__(self, config: SpanVLAConfig, tokenizer: PreTrainedTokenizerFast, codebook: ActionCodebook) -> None:
         super().__init__()
@@ -95,9 +87,9 @@ class SpanVLA(nn.Module):
     def prompt(self, observation: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``input_ids [1, S]``, ``pixel_values``, ``image_grid_thw`` for one observation."""
         pixel_values, grid = patchify(observation.images, self.config.vlm)
-        merge = self.config.vlm.spatial_merge_size
-        images = "".join(image_placeholder(g, merge) for g in grid)
-        text = f"{SYSTEM_PROMPT} {images} command: {observation.command}. {ego_state_text(observation)}. "
+        o = observation
+        text = prompt_text(o.command, o.speed_mps, o.acceleration_mps2, o.history_ego, grid.numpy(),
+                           self.config.vlm.spatial_merge_size)
         return self.tokenizer(text, return_tensors="pt").input_ids, pixel_values, grid
 
     def _forward(self, input_ids, pixel_values=None, grid=None, past=None, labels=None):

@@ -8,14 +8,18 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from ..text_format import FAST_MODE_TEXT, THINK_END, THINK_START  # noqa: F401  (re-exported)
+from ..text_format import (  # noqa: F401  (re-exported)
+    FAST_MODE_TEXT,
+    IMAGE_PAD,
+    THINK_END,
+    THINK_START,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
+)
 
 PAD = "<|pad|>"
 EOS = "<|endoftext|>"
-VISION_START = "<|vision_start|>"
-VISION_END = "<|vision_end|>"
-IMAGE_PAD = "<|image_pad|>"
-VIDEO_PAD = "<|video_pad|>"
 ACTION = "<|action|>"
 
 

@@ -15,12 +15,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
+from .. import inputs
 from .expert import KVLayer
 from .tokenizer import IMAGE_PAD, VIDEO_PAD, VISION_END, VISION_START
-
-# CLIP normalisation, as Qwen2-VL's image processor uses.
-IMAGE_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
-IMAGE_STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -94,28 +91,17 @@ def build_vlm(config: VLMConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_
 
 
 def patchify(images: np.ndarray, config: VLMConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``[I, H, W, 3]`` uint8 RGB (already ``image_size`` square) → ``pixel_values [I·h·w, 3·t·p·p]`` in
-    Qwen2-VL's patch order and ``image_grid_thw [I, 3]``; each still image is repeated over the temporal patch."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 [I, H, W, 3], got {images.dtype} {list(images.shape)}")
-    count, height, width, _ = images.shape
-    p, m, t = config.patch_size, config.spatial_merge_size, config.temporal_patch_size
-    if height % (p * m) or width % (p * m):
-        raise ValueError(f"image size {height}x{width} must be a multiple of patch × merge = {p * m}")
-    pixels = (images.astype(np.float32) / 255.0 - IMAGE_MEAN) / IMAGE_STD  # [I, H, W, C]
-    pixels = np.repeat(pixels.transpose(0, 3, 1, 2)[:, None], t, axis=1)  # [I, t, C, H, W]
-    gh, gw = height // p, width // p
-    patches = pixels.reshape(count, t, 3, gh // m, m, p, gw // m, m, p)
-    patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(count * gh * gw, 3 * t * p * p)
-    grid = torch.tensor([[1, gh, gw]] * count, dtype=torch.long)
-    return torch.from_numpy(np.ascontiguousarray(patches)), grid
+    """:func:`spanvla_ros.inputs.patchify` as torch tensors, with the VLM config's patch geometry."""
+    pixel_values, grid = inputs.patchify(images, vision_geometry(config))
+    return torch.from_numpy(pixel_values), torch.from_numpy(grid)
+
+
+def vision_geometry(config: VLMConfig) -> inputs.VisionGeometry:
+    return inputs.VisionGeometry(config.patch_size, config.spatial_merge_size, config.temporal_patch_size)
 
 
 def image_placeholder(grid_thw: torch.Tensor, merge: int) -> str:
-    """The text that stands for one image: vision start, one pad token per merged patch, vision end."""
-    tokens = int(grid_thw.prod().item()) // (merge * merge)
-    return VISION_START + IMAGE_PAD * tokens + VISION_END
+    return inputs.image_placeholder(np.asarray(grid_thw), merge)
 
 
 def image_token_types(input_ids: torch.Tensor, image_token_id: int) -> torch.Tensor:

@@ -118,3 +118,15 @@ def test_action_expert_runs_on_the_real_cache(tiny):
     expert = ActionExpert(ActionExpertConfig(width=32), text.num_hidden_layers, text.num_key_value_heads, head_dim)
     velocity = expert(torch.zeros(1, 10, 3), torch.zeros(1), torch.zeros(1, 4, 3), layers)
     assert velocity.shape == (1, 10, 3) and torch.isfinite(velocity).all()
+
+
+def test_numpy_rope_positions_match_the_model(tiny):
+    from spanvla_ros.inputs import rope_positions
+
+    tokenizer, config, model, pixel_values, grid, input_ids = tiny
+    expected, delta = model.model.get_rope_index(
+        input_ids, mm_token_type_ids=image_token_types(input_ids, model.config.image_token_id), image_grid_thw=grid
+    )
+    positions, our_delta = rope_positions(input_ids[0].numpy(), model.config.image_token_id, grid.numpy(), 2)
+    np.testing.assert_array_equal(positions, expected.numpy())
+    assert our_delta == int(delta.reshape(-1)[0])
