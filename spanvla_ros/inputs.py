@@ -47,8 +47,9 @@ def image_placeholder(grid_thw: np.ndarray, merge: int) -> str:
     return VISION_START + IMAGE_PAD * tokens + VISION_END
 
 
-def prompt_text(command: str, speed_mps: float, acceleration_mps2: float, history_ego: np.ndarray,
-                grid_thw: np.ndarray, merge: int) -> str:
+def prompt_text(
+    command: str, speed_mps: float, acceleration_mps2: float, history_ego: np.ndarray, grid_thw: np.ndarray, merge: int
+) -> str:
     """The prompt: system text, the image placeholders, the command and the ego state written out."""
     images = "".join(image_placeholder(g, merge) for g in np.asarray(grid_thw))
     history = " ".join(f"({x:.1f},{y:.1f})" for x, y, _ in np.asarray(history_ego)[:-1])

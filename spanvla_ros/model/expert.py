@@ -65,12 +65,29 @@ class TimeEmbedding(nn.Module):
         return self.mlp(torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1))
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the query tokens, written with ``scaled_dot_product_attention`` (exports to
+    ONNX; ``nn.MultiheadAttention``'s fused inference path does not)."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v)
+        return self.out(attended.transpose(1, 2).reshape(batch, tokens, width))
+
+
 class ExpertBlock(nn.Module):
     def __init__(self, width: int, heads: int, kv_heads: int, head_dim: int, mlp_ratio: int) -> None:
         super().__init__()
         self.kv_heads, self.head_dim = kv_heads, head_dim
         self.norm_self = nn.LayerNorm(width)
-        self.self_attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.self_attention = SelfAttention(width, heads)
         self.norm_cross = nn.LayerNorm(width)
         self.query = nn.Linear(width, kv_heads * head_dim)
         self.out = nn.Linear(kv_heads * head_dim, width)
@@ -79,7 +96,7 @@ class ExpertBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, kv: KVLayer, kv_mask: torch.Tensor | None) -> torch.Tensor:
         h = self.norm_self(x)
-        x = x + self.self_attention(h, h, h, need_weights=False)[0]
+        x = x + self.self_attention(h)
         keys, values = kv
         batch, num_queries, _ = x.shape
         q = self.query(self.norm_cross(x)).view(batch, num_queries, self.kv_heads, self.head_dim).transpose(1, 2)

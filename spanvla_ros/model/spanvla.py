@@ -88,8 +88,9 @@ class SpanVLA(nn.Module):
         """``input_ids [1, S]``, ``pixel_values``, ``image_grid_thw`` for one observation."""
         pixel_values, grid = patchify(observation.images, self.config.vlm)
         o = observation
-        text = prompt_text(o.command, o.speed_mps, o.acceleration_mps2, o.history_ego, grid.numpy(),
-                           self.config.vlm.spatial_merge_size)
+        text = prompt_text(
+            o.command, o.speed_mps, o.acceleration_mps2, o.history_ego, grid.numpy(), self.config.vlm.spatial_merge_size
+        )
         return self.tokenizer(text, return_tensors="pt").input_ids, pixel_values, grid
 
     def _forward(self, input_ids, pixel_values=None, grid=None, past=None, labels=None):

@@ -1,0 +1,112 @@
+"""ONNX Runtime backend over an export directory (CPUExecutionProvider here; the CUDA provider when present)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import Backend, BackendUnavailableError
+
+
+class ArtifactError(ValueError):
+    """An export directory is incomplete, tampered with, or does not match what is asked of it."""
+
+
+def read_export(directory: Path) -> dict[str, Any]:
+    """``export.json`` of an export directory, every listed file present with its recorded sha256."""
+    import hashlib
+
+    path = directory / "export.json"
+    if not path.is_file():
+        raise ArtifactError(f"{directory}: no export.json (run `spanvla export onnx` first)")
+    document = json.loads(path.read_text())
+    for name, digest in document["files"].items():
+        file = directory / name
+        if not file.is_file():
+            raise ArtifactError(f"{directory}: {name} is missing")
+        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+            raise ArtifactError(f"{file}: sha256 does not match export.json (truncated, corrupt or replaced)")
+    return document
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, directory: Path, providers: list[str] | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.directory = Path(directory)
+        document = read_export(self.directory)
+        self.meta = document["meta"]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        available = ort.get_available_providers()
+        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self.sessions = {
+                name: ort.InferenceSession(str(self.directory / f"{name}.onnx"), options, providers=providers)
+                for name in ("vision", "prefill", "decode", "flow")
+            }
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+            raise ArtifactError(f"{self.directory}: ONNX Runtime cannot load the graphs: {exc}") from exc
+        self.providers = providers
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnxruntime is not installed (pip install onnxruntime)"
+        return None
+
+    @classmethod
+    def from_artifact(cls, artifact: Path, **options: Any) -> OnnxRuntimeBackend:
+        if not (artifact / "export.json").is_file():
+            raise BackendUnavailableError(f"{artifact} is not an ONNX export directory (no export.json)")
+        return cls(artifact, providers=options.get("providers"), threads=options.get("threads", 0))
+
+    def encode_images(self, pixel_values):
+        return self.sessions["vision"].run(None, {"pixel_values": np.asarray(pixel_values, np.float32)})[0]
+
+    def prefill(self, input_ids, image_embeds, position_ids, attention_mask):
+        return tuple(
+            self.sessions["prefill"].run(
+                None,
+                {
+                    "input_ids": input_ids,
+                    "image_embeds": image_embeds,
+                    "position_ids": position_ids,
+                    "attention_mask": attention_mask,
+                },
+            )
+        )
+
+    def decode(self, input_ids, position_ids, attention_mask, past_keys, past_values):
+        return tuple(
+            self.sessions["decode"].run(
+                None,
+                {
+                    "input_ids": input_ids,
+                    "position_ids": position_ids,
+                    "attention_mask": attention_mask,
+                    "past_keys": past_keys,
+                    "past_values": past_values,
+                },
+            )
+        )
+
+    def flow(self, history, keys, values, kv_mask):
+        return self.sessions["flow"].run(
+            None,
+            {
+                "history": np.asarray(history, np.float32),
+                "keys": keys,
+                "values": values,
+                "kv_mask": np.asarray(kv_mask, bool),
+            },
+        )[0]

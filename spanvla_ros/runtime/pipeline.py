@@ -1,0 +1,109 @@
+"""The planner logic, once, over any backend: ``reason(images, prompt inputs)`` → text + KV cache, and
+``plan(reasoning, history)`` → trajectory. Prompt building, tokenisation (``tokenizers`` only), rope positions,
+greedy decoding and sparse layer selection live here; backends only run graphs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..inputs import VisionGeometry, patchify, prompt_text, rope_positions
+from .backends.base import Backend
+
+
+class InputError(ValueError):
+    """Bad model input: wrong image count or size, non-finite ego state."""
+
+
+@dataclass
+class ReasoningResult:
+    text: str
+    token_ids: list[int]
+    keys: np.ndarray  # [L, 1, kv_heads, S, d]
+    values: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class SpanVLARuntime:
+    """One inference interface for the node and the benchmarks, backed by ``backend``."""
+
+    def __init__(self, backend: Backend, tokenizer_file: str | Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.backend = backend
+        self.meta = backend.meta
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.geometry = VisionGeometry(
+            self.meta["patch_size"], self.meta["spatial_merge_size"], self.meta["temporal_patch_size"]
+        )
+
+    @classmethod
+    def from_checkpoint_or_export(cls, backend_name: str, artifact: str | Path, **options) -> SpanVLARuntime:
+        """The torch backend reads a checkpoint directory; onnxruntime/tensorrt read an export directory."""
+        from .backends import load_backend
+
+        backend = load_backend(backend_name, artifact, **options)
+        return cls(backend, Path(artifact) / "tokenizer.json")
+
+    def reason(
+        self,
+        images: np.ndarray,
+        command: str,
+        speed_mps: float,
+        acceleration_mps2: float,
+        history_ego: np.ndarray,
+        max_new_tokens: int | None = None,
+    ) -> ReasoningResult:
+        """Prefill the prompt (cameras × frames ``[I, H, W, 3]`` uint8) and decode greedily until the action marker,
+        EOS or the token budget."""
+        meta = self.meta
+        images = np.asarray(images)
+        expected = (meta["num_images"], meta["image_size"], meta["image_size"], 3)
+        if images.shape != expected or images.dtype != np.uint8:
+            raise InputError(f"images must be uint8 {list(expected)}, got {images.dtype} {list(images.shape)}")
+        history = np.asarray(history_ego, dtype=np.float64)
+        if not (np.isfinite(history).all() and np.isfinite(speed_mps) and np.isfinite(acceleration_mps2)):
+            raise InputError("ego history, speed and acceleration must be finite")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        pixel_values, grid = patchify(images, self.geometry)
+        text = prompt_text(command, speed_mps, acceleration_mps2, history, grid, meta["spatial_merge_size"])
+        ids = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
+        positions, delta = rope_positions(ids, meta["image_token_id"], grid, meta["spatial_merge_size"])
+        timings["preprocess_ms"] = 1e3 * (time.perf_counter() - start)
+        start = time.perf_counter()
+        embeds = self.backend.encode_images(pixel_values)
+        logits, keys, values = self.backend.prefill(ids[None], embeds, positions, np.ones((1, len(ids)), np.int64))
+        timings["prefill_ms"] = 1e3 * (time.perf_counter() - start)
+        start = time.perf_counter()
+        generated: list[int] = []
+        next_id = int(np.argmax(logits[0, -1]))
+        stop = {meta["action_marker_id"], meta["eos_token_id"]}
+        for _ in range(max_new_tokens or meta["max_reasoning_tokens"]):
+            generated.append(next_id)
+            length = keys.shape[3]
+            position = np.full((3, 1, 1), length + delta, dtype=np.int64)
+            logits, keys, values = self.backend.decode(
+                np.array([[next_id]], np.int64), position, np.ones((1, length + 1), np.int64), keys, values
+            )
+            if next_id in stop:
+                break
+            next_id = int(np.argmax(logits[0, -1]))
+        timings["decode_ms"] = 1e3 * (time.perf_counter() - start)
+        timings["tokens"] = float(len(generated))
+        return ReasoningResult(
+            self.tokenizer.decode(generated, skip_special_tokens=False), generated, keys, values, timings
+        )
+
+    def plan(self, reasoning: ReasoningResult, history_ego: np.ndarray) -> np.ndarray:
+        """Poses ``[N, 3]`` (ego frame) from the flow expert on the reasoning's cache (selected layers only)."""
+        history = np.asarray(history_ego, dtype=np.float32)
+        if history.shape != (self.meta["history_len"], 3) or not np.isfinite(history).all():
+            raise InputError(f"history must be finite [{self.meta['history_len']}, 3], got {list(history.shape)}")
+        selected = self.meta["selected_layers"]
+        keys, values = reasoning.keys[selected], reasoning.values[selected]
+        mask = np.ones((1, keys.shape[3]), dtype=bool)
+        return self.backend.flow(history[None], keys, values, mask)[0]

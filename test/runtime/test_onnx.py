@@ -1,0 +1,109 @@
+"""ONNX export and ONNX Runtime parity with PyTorch, on a tiny SpanVLA."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spanvla_ros.benchmarks.model import tiny_model
+from spanvla_ros.runtime import SpanVLARuntime
+from spanvla_ros.runtime.backends.onnxruntime_backend import ArtifactError, OnnxRuntimeBackend
+from spanvla_ros.runtime.backends.torch_backend import TorchBackend
+from spanvla_ros.runtime.export import GRAPH_FILES, export_onnx
+
+TOLERANCE = 1e-4  # stated parity tolerance, float32 on the CPU
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tiny_model()
+    out = tmp_path_factory.mktemp("onnx")
+    document = export_onnx(model, out, num_images=2)
+    return model, out, document
+
+
+def observation(seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 255, (2, 112, 112, 3), dtype=np.uint8)
+    history = np.array([[-15.0, 0.0, 0.0], [-10.0, 0.0, 0.0], [-5.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    return images, "straight", 10.0, 0.0, history
+
+
+def test_export_writes_checked_graphs_and_metadata(exported):
+    model, out, document = exported
+    for name in GRAPH_FILES:
+        assert (out / name).is_file()
+    assert document["opset"] == 18
+    assert max(document["parity_max_abs"].values()) < TOLERANCE
+    assert document["meta"]["selected_layers"] == model.expert.layers
+    assert json.loads((out / "export.json").read_text())["files"].keys() >= set(GRAPH_FILES)
+
+
+def test_ort_matches_torch_for_prefill_decode_and_plan(exported):
+    model, out, _ = exported
+    torch_rt = SpanVLARuntime(TorchBackend(model), out / "tokenizer.json")
+    ort_rt = SpanVLARuntime(OnnxRuntimeBackend(out), out / "tokenizer.json")
+    a = torch_rt.reason(*observation(), max_new_tokens=32)
+    b = ort_rt.reason(*observation(), max_new_tokens=32)
+    np.testing.assert_allclose(b.keys, a.keys, atol=TOLERANCE)
+    assert b.token_ids == a.token_ids and b.text == a.text  # greedy text identical over 32 tokens
+    assert len(a.token_ids) == 32 or a.token_ids[-1] in (model.action_marker_id, model.tokenizer.eos_token_id)
+    plan_a, plan_b = torch_rt.plan(a, observation()[4]), ort_rt.plan(b, observation()[4])
+    assert plan_a.shape == (10, 3)
+    np.testing.assert_allclose(plan_b, plan_a, atol=TOLERANCE)
+
+
+def test_runtime_pipeline_matches_the_model_itself(exported):
+    """The pipeline's tokenisation, rope positions and decode loop reproduce SpanVLA.reason/plan."""
+    model, out, _ = exported
+    from spanvla_ros.model.spanvla import Observation
+
+    images, command, speed, accel, history = observation(3)
+    runtime = SpanVLARuntime(TorchBackend(model), out / "tokenizer.json")
+    result = runtime.reason(images, command, speed, accel, history, max_new_tokens=12)
+    reference = model.reason(Observation(images, command, speed, accel, history), max_new_tokens=12)
+    assert result.token_ids == reference.token_ids
+    np.testing.assert_allclose(runtime.plan(result, history), model.plan(reference, history), atol=1e-4)
+
+
+def test_batch_dimension_stays_dynamic(exported):
+    model, out, _ = exported
+    backend = OnnxRuntimeBackend(out)
+    runtime = SpanVLARuntime(backend, out / "tokenizer.json")
+    result = runtime.reason(*observation(), max_new_tokens=2)
+    selected = backend.meta["selected_layers"]
+    keys = np.repeat(result.keys[selected], 3, axis=1)
+    values = np.repeat(result.values[selected], 3, axis=1)
+    history = np.repeat(observation()[4][None].astype(np.float32), 3, 0)
+    poses = backend.flow(history, keys, values, np.ones((3, keys.shape[3]), bool))
+    assert poses.shape == (3, 10, 3)
+    np.testing.assert_allclose(poses[0], poses[2], atol=1e-5)
+
+
+def test_truncated_or_tampered_exports_are_refused(exported, tmp_path):
+    model, out, _ = exported
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in out.iterdir():
+        (broken / file.name).write_bytes(file.read_bytes())
+    data = (broken / "decode.onnx").read_bytes()
+    (broken / "decode.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="decode.onnx: sha256 does not match"):
+        OnnxRuntimeBackend(broken)
+    (broken / "export.json").unlink()
+    with pytest.raises(ArtifactError, match="no export.json"):
+        OnnxRuntimeBackend(broken)
+
+
+def test_bad_inputs_are_clear_errors(exported):
+    from spanvla_ros.runtime import InputError
+
+    model, out, _ = exported
+    runtime = SpanVLARuntime(OnnxRuntimeBackend(out), out / "tokenizer.json")
+    images, command, speed, accel, history = observation()
+    with pytest.raises(InputError, match="images must be uint8"):
+        runtime.reason(images[:1], command, speed, accel, history)
+    with pytest.raises(InputError, match="finite"):
+        runtime.reason(images, command, float("nan"), accel, history)
+    torch.manual_seed(0)
