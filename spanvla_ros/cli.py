@@ -73,10 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scenes come from clean expert drives of the embedded world on seeds SEED..SEED+N-1 (held out "
         "from training data); planners see agents' current states only, the scorer the logged futures.",
     )
-    open_loop.add_argument("--planner", default="expert", help="expert | constant-velocity")
+    open_loop.add_argument(
+        "--planner", default="expert", help="expert | constant-velocity, or several separated by commas (same scenes)"
+    )
     open_loop.add_argument("--episodes", type=int, default=20, help="number of seeded episodes")
     open_loop.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
     open_loop.add_argument("--scenes-per-episode", type=int, default=1)
+    open_loop.add_argument(
+        "--min-departure",
+        type=float,
+        default=2.0,
+        help="skip near-trivial moments: the expert departs less than this from constant velocity",
+    )
     open_loop.add_argument("--out", type=Path, required=True, help="JSON report (a PNG breakdown is written beside)")
     open_loop.set_defaults(handler=_eval_open_loop)
 
@@ -216,19 +224,34 @@ def _eval_open_loop(args: argparse.Namespace) -> int:
     from .eval.open_loop import evaluate_open_loop
     from .eval.report import plot_metric_breakdown, write_json
 
-    planner = _planner(args.planner)
-    total = args.episodes * args.scenes_per_episode
-    scenes = evaluation_scenes(args.episodes, args.seed, args.scenes_per_episode)
-    summary = evaluate_open_loop(planner, scenes, total=total)
-    summary.update({"seed": args.seed, "episodes": args.episodes})
-    write_json(summary, args.out)
-    keys = ("pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec")
-    plot_metric_breakdown(
-        {planner.name: {k: summary[k] for k in keys}},
-        args.out.with_suffix(".png"),
-        title=f"open loop, {summary['n_scenes']} scenes, seeds {args.seed}+",
+    planners = [_planner(name.strip()) for name in args.planner.split(",")]
+    # Scenes are generated once and every planner is scored on the same ones.
+    scenes = list(
+        evaluation_scenes(args.episodes, args.seed, args.scenes_per_episode, min_departure_m=args.min_departure)
     )
-    print(json.dumps({k: summary[k] for k in ("planner", "n_scenes", *keys)}, indent=2))
+    keys = ("pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec")
+    report = {
+        "seed": args.seed,
+        "episodes": args.episodes,
+        "min_departure_m": args.min_departure,
+        "scene_tokens": [scene.token for scene in scenes],
+        "planners": {},
+    }
+    for planner in planners:
+        summary = evaluate_open_loop(planner, scenes, total=len(scenes))
+        report["planners"][planner.name] = summary
+    if len(planners) == 1:
+        report.update({k: v for k, v in report["planners"][planners[0].name].items()})
+    write_json(report, args.out)
+    rows = {name: {k: s[k] for k in keys} for name, s in report["planners"].items()}
+    plot_metric_breakdown(
+        rows, args.out.with_suffix(".png"), title=f"open loop, {len(scenes)} scenes, seeds {args.seed}+"
+    )
+    print(
+        json.dumps(
+            {name: {"n_scenes": s["n_scenes"], **rows[name]} for name, s in report["planners"].items()}, indent=2
+        )
+    )
     return 0
 
 

@@ -47,5 +47,9 @@ def evaluate_open_loop(
     keys = ("pdms", "epdms", *METRIC_NAMES)
     summary: dict[str, Any] = {"planner": planner.name, "n_scenes": len(rows)}
     summary.update({key: float(np.mean([row[key] for row in rows])) for key in keys})
+    by_env: dict[str, list[float]] = {}
+    for row in rows:
+        by_env.setdefault(row["token"].split("-s")[0], []).append(row["pdms"])
+    summary["pdms_by_env"] = {env: {"n": len(v), "pdms": float(np.mean(v))} for env, v in sorted(by_env.items())}
     summary["scenes"] = rows
     return summary
