@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, ConfigError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, ConfigError, KeyError, RuntimeError) as exc:
         # Library errors carry a message that says what is wrong; show it without a traceback.
         print(f"spanvla: error: {exc}", file=sys.stderr)
         return 1
@@ -130,12 +130,41 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="JSONL file; images go to <out>_images/")
     export.set_defaults(handler=_data_export_reasoning)
 
+    export = commands.add_parser("export", help="export ONNX graphs and build TensorRT engines")
+    export_commands = export.add_subparsers(title="export commands", metavar="EXPORT_COMMAND")
+    onnx_cmd = export_commands.add_parser("onnx", help="export the VLM and action-expert graphs to ONNX")
+    onnx_cmd.add_argument("--checkpoint", type=Path, required=True, help="SpanVLA checkpoint directory")
+    onnx_cmd.add_argument("--out", type=Path, required=True, help="export directory")
+    onnx_cmd.add_argument("--num-images", type=int, default=2, help="cameras × history frames the graphs take")
+    onnx_cmd.set_defaults(handler=_export_onnx)
+    engines_cmd = export_commands.add_parser(
+        "engines", help="build TensorRT engines from an ONNX export (minutes on first build; cached under engines/)"
+    )
+    engines_cmd.add_argument("--onnx", type=Path, required=True, help="export directory from `spanvla export onnx`")
+    engines_cmd.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
+    engines_cmd.add_argument("--workspace", type=int, default=4096, help="builder workspace (MB)")
+    engines_cmd.add_argument("--engines", type=Path, default=Path("engines"), help="engine cache directory")
+    engines_cmd.add_argument("--build-only", action="store_true", help="build and exit (prepare the car)")
+    engines_cmd.add_argument("--rebuild", action="store_true", help="ignore cached engines")
+    engines_cmd.set_defaults(handler=_export_engines)
+
     bench = commands.add_parser("bench", help="benchmarks that write JSON results")
     bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK")
     scorer = bench_commands.add_parser("scorer", help="PDM scorer throughput at batch 1 and 64")
     scorer.add_argument("--out", type=Path, default=Path("bench/results/scorer.json"), help="JSON output file")
     scorer.add_argument("--repeats", type=int, default=20, help="timed repetitions per batch size")
     scorer.set_defaults(handler=_bench_scorer)
+    runtime = bench_commands.add_parser("runtime", help="torch eager vs ONNX Runtime (vs TensorRT) for plan/reason")
+    runtime.add_argument("--out", type=Path, default=Path("bench/results/runtime.json"))
+    runtime.add_argument("--repeats", type=int, default=20)
+    runtime.add_argument(
+        "--backend",
+        action="append",
+        choices=["torch", "onnxruntime", "tensorrt"],
+        help="backends to time (default torch and onnxruntime); repeat the flag for several",
+    )
+    runtime.add_argument("--checkpoint", type=Path, help="checkpoint to export and time (default: the tiny model)")
+    runtime.set_defaults(handler=_bench_runtime)
     camera = bench_commands.add_parser("camera", help="front-camera rendering time per frame")
     camera.add_argument("--out", type=Path, default=Path("bench/results/camera.json"), help="JSON output file")
     camera.add_argument("--repeats", type=int, default=30)
@@ -338,6 +367,46 @@ def _data_export_reasoning(args: argparse.Namespace) -> int:
 
     count = export_reasoning(args.dataset, args.out)
     print(f"wrote {count} records to {args.out}")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from .model import SpanVLA
+    from .runtime.export import export_onnx
+
+    model = SpanVLA.load(args.checkpoint)
+    document = export_onnx(model, args.out, num_images=args.num_images, checkpoint_dir=args.checkpoint)
+    print(
+        json.dumps(
+            {"out": str(args.out), "opset": document["opset"], "parity_max_abs": document["parity_max_abs"]}, indent=2
+        )
+    )
+    return 0
+
+
+def _export_engines(args: argparse.Namespace) -> int:
+    from .runtime.backends import BackendUnavailableError
+    from .runtime.backends.tensorrt_backend import TensorRTBackend, build_engines
+
+    reason = TensorRTBackend.unavailable_reason()
+    if reason is not None:
+        raise BackendUnavailableError(f"cannot build TensorRT engines here: {reason}")
+    logging.getLogger().setLevel(logging.INFO)
+    print("building TensorRT engines: the first build of each graph takes minutes", file=sys.stderr)
+    paths = build_engines(args.onnx, args.engines, args.precision, args.workspace, rebuild=args.rebuild)
+    print(json.dumps({graph: str(path) for graph, path in paths.items()}, indent=2))
+    return 0
+
+
+def _bench_runtime(args: argparse.Namespace) -> int:
+    from .benchmarks.runtime import run
+    from .eval.report import write_json
+
+    backends = tuple(args.backend or ("torch", "onnxruntime"))
+    result = run(repeats=args.repeats, backends=backends, checkpoint=str(args.checkpoint) if args.checkpoint else None)
+    write_json(result, args.out)
+    keys = [k for k in result if k.endswith("_ms_median") or k.endswith("_ratio")]
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
     return 0
 
 
