@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="backends to time (default torch and onnxruntime); repeat the flag for several",
     )
     runtime.add_argument("--checkpoint", type=Path, help="checkpoint to export and time (default: the tiny model)")
+    runtime.add_argument("--onnx", type=Path, help="reuse this export directory (checked against --checkpoint)")
     runtime.set_defaults(handler=_bench_runtime)
     camera = bench_commands.add_parser("camera", help="front-camera rendering time per frame")
     camera.add_argument("--out", type=Path, default=Path("bench/results/camera.json"), help="JSON output file")
@@ -403,7 +404,16 @@ def _bench_runtime(args: argparse.Namespace) -> int:
     from .eval.report import write_json
 
     backends = tuple(args.backend or ("torch", "onnxruntime"))
-    result = run(repeats=args.repeats, backends=backends, checkpoint=str(args.checkpoint) if args.checkpoint else None)
+    if args.onnx and args.checkpoint:
+        from .runtime.export import verify_export
+
+        verify_export(args.onnx, args.checkpoint)
+    result = run(
+        repeats=args.repeats,
+        backends=backends,
+        checkpoint=str(args.checkpoint) if args.checkpoint else None,
+        export_dir=str(args.onnx) if args.onnx else None,
+    )
     write_json(result, args.out)
     keys = [k for k in result if k.endswith("_ms_median") or k.endswith("_ratio")]
     print(json.dumps({k: result[k] for k in keys}, indent=2))

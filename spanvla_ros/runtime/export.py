@@ -263,3 +263,19 @@ def _err(a: np.ndarray, b: np.ndarray) -> float:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_export(export_dir: str | Path, checkpoint_dir: str | Path) -> None:
+    """Check that an export was made from this checkpoint's architecture; raise ArtifactError naming what differs."""
+    from .backends.onnxruntime_backend import ArtifactError, read_export
+
+    document = read_export(Path(export_dir))
+    model = SpanVLA.load(checkpoint_dir)
+    expected = runtime_meta(model, document["meta"]["num_images"])
+    differences = [
+        f"{key}: export has {document['meta'].get(key)!r}, checkpoint has {value!r}"
+        for key, value in expected.items()
+        if document["meta"].get(key) != value
+    ]
+    if differences:
+        raise ArtifactError(f"{export_dir} does not match the checkpoint {checkpoint_dir}: " + "; ".join(differences))

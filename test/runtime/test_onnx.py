@@ -107,3 +107,20 @@ def test_bad_inputs_are_clear_errors(exported):
     with pytest.raises(InputError, match="finite"):
         runtime.reason(images, command, float("nan"), accel, history)
     torch.manual_seed(0)
+
+
+def test_an_export_from_another_architecture_is_refused(exported, tmp_path):
+    import dataclasses
+
+    from spanvla_ros.model import SpanVLA
+    from spanvla_ros.runtime.backends.onnxruntime_backend import ArtifactError
+    from spanvla_ros.runtime.export import verify_export
+
+    model, out, _ = exported
+    model.save(tmp_path / "same")
+    verify_export(out, tmp_path / "same")  # the checkpoint it came from passes
+    config = dataclasses.replace(model.config, expert=dataclasses.replace(model.config.expert, layer_interval=1))
+    other = SpanVLA(config, model.tokenizer, model.codebook)
+    other.save(tmp_path / "other")
+    with pytest.raises(ArtifactError, match="selected_layers: export has"):
+        verify_export(out, tmp_path / "other")
