@@ -130,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="JSONL file; images go to <out>_images/")
     export.set_defaults(handler=_data_export_reasoning)
 
+    train = commands.add_parser("train", help="train SpanVLA: sft-vlm, sft-bridge, grpo (torchrun-ready)")
+    train_commands = train.add_subparsers(title="training stages", metavar="STAGE")
+    for stage, text in (
+        ("sft-vlm", "stage 1: next-token loss on reasoning and action tokens"),
+        ("sft-bridge", "stage 2: flow loss of the action expert with the VLM frozen"),
+        ("grpo", "stage 3: GRPO with LoRA, negative and recovery rewards"),
+    ):
+        cmd = train_commands.add_parser(stage, help=text)
+        cmd.add_argument("--config", type=Path, default=None, help="training YAML (default: built-in defaults)")
+        cmd.add_argument(
+            "--init", type=Path, default=None, help="checkpoint to start from (required for sft-bridge and grpo)"
+        )
+        cmd.add_argument("--resume", action="store_true", help="continue this stage from its last checkpoint")
+        cmd.set_defaults(handler=_train, stage=stage)
+
     export = commands.add_parser("export", help="export ONNX graphs and build TensorRT engines")
     export_commands = export.add_subparsers(title="export commands", metavar="EXPORT_COMMAND")
     onnx_cmd = export_commands.add_parser("onnx", help="export the VLM and action-expert graphs to ONNX")
@@ -368,6 +383,29 @@ def _data_export_reasoning(args: argparse.Namespace) -> int:
 
     count = export_reasoning(args.dataset, args.out)
     print(f"wrote {count} records to {args.out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import load_train_config
+
+    config = load_train_config(args.config)
+    if args.stage == "sft-vlm":
+        from .training.sft import sft_vlm
+
+        out = sft_vlm(config, init=args.init, resume=args.resume)
+    else:
+        if args.init is None and not args.resume:
+            raise ValueError(f"{args.stage} needs --init CHECKPOINT (the previous stage's output)")
+        if args.stage == "sft-bridge":
+            from .training.sft import sft_bridge
+
+            out = sft_bridge(config, init=args.init, resume=args.resume)
+        else:
+            from .training.grpo import grpo
+
+            out = grpo(config, init=args.init, resume=args.resume)
+    print(out)
     return 0
 
 

@@ -1,0 +1,102 @@
+"""Training configuration: one YAML file (``config/train_default.yaml``) mapped one to one onto these frozen
+dataclasses; an unknown key is an error before anything starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import config_from_dict, load_config
+from ..model.expert import ActionExpertConfig
+from ..model.vlm import VLMConfig
+from .rewards import RewardConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The training dataset: generated into ``dir`` from ``episodes`` seeded episodes unless it already exists."""
+
+    dir: str = "runs/train/data"
+    episodes: int = 120
+    seed: int = 0
+    workers: int = 2
+    validation_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vlm: VLMConfig = field(default_factory=VLMConfig)
+    expert: ActionExpertConfig = field(default_factory=ActionExpertConfig)
+    num_action_tokens: int = 256
+    max_reasoning_tokens: int = 48
+    vocab_size: int = 1024
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay; gradient clipping; bf16 autocast where the device supports it."""
+
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    mixed_precision: bool = True
+    eval_every: int = 100
+    checkpoint_every: int = 100
+
+
+@dataclass(frozen=True)
+class SFTVLMConfig:
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    reasoning_weight: float = 1.0
+    action_token_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SFTBridgeConfig:
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1500, batch_size=32, lr=1e-3))
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=40, batch_size=1, lr=3e-4, warmup_steps=5))
+    group_size: int = 8
+    temperature: float = 1.0
+    max_reasoning_tokens: int = 24
+    kl_weight: float = 0.05
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    trajectory_source: str = "flow"  # "flow" (the deployed bridge) or "action_tokens"
+    mix_warmup: float = 0.25
+    mix_positive: float = 0.25
+    mix_negative: float = 0.375
+    mix_recovery: float = 0.125
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    out_dir: str = "runs/train"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sft_vlm: SFTVLMConfig = field(default_factory=SFTVLMConfig)
+    sft_bridge: SFTBridgeConfig = field(default_factory=SFTBridgeConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+
+
+def load_train_config(path: str | Path | None) -> TrainConfig:
+    """The config from YAML (``None``: the built-in defaults)."""
+    if path is None:
+        return TrainConfig()
+    config = load_config(TrainConfig, path)
+    if config.grpo.trajectory_source not in ("flow", "action_tokens"):
+        raise ValueError(
+            f"grpo.trajectory_source must be 'flow' or 'action_tokens', got {config.grpo.trajectory_source!r}"
+        )
+    return config
+
+
+__all__ = ["TrainConfig", "config_from_dict", "load_train_config"]

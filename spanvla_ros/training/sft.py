@@ -1,0 +1,244 @@
+"""Supervised stages. Stage 1 (``sft_vlm``): next-token loss on the reasoning (slow and fast modes) and the discrete
+action tokens. Stage 2 (``sft_bridge``): the flow loss with the VLM frozen — its caches (prompt + reasoning + action
+marker) are computed once without gradient and the action expert alone learns on them.
+
+Both run as plain processes or under ``torchrun`` (DDP: each rank takes its own share of every batch)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..model.spanvla import SpanVLA, SpanVLAConfig
+from .config import TrainConfig
+from .data import build_tokenizer_and_codebook, ensure_dataset, observation, split_indices
+from .loop import (
+    Distributed,
+    StageLogger,
+    autocast,
+    cleanup_distributed,
+    clip_and_step,
+    load_trainer_state,
+    make_optimizer,
+    save_trainer_state,
+    setup_distributed,
+    wrap_ddp,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LanguageObjective(nn.Module):
+    """Mean next-token loss of a list of samples (reasoning text, then the action marker and action tokens)."""
+
+    def __init__(self, model: SpanVLA, reasoning_weight: float, action_weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.reasoning_weight, self.action_weight = reasoning_weight, action_weight
+
+    def forward(self, samples: list[dict[str, Any]]) -> torch.Tensor:
+        losses = [
+            self.reasoning_weight
+            * self.model.language_loss(
+                observation(s),
+                s["reasoning"]["text"],
+                s["target"],
+                self.action_weight / max(self.reasoning_weight, 1e-9),
+            )
+            for s in samples
+        ]
+        return torch.stack(losses).mean()
+
+
+class FlowObjective(nn.Module):
+    """Mean flow-matching loss of a padded batch of cached VLM contexts (the expert's parameters only)."""
+
+    def __init__(self, model: SpanVLA) -> None:
+        super().__init__()
+        self.model = model
+        self.expert = model.expert  # registered so DDP sees exactly the trainable parameters
+
+    def forward(self, kv_layers, history, target, kv_mask, generator=None) -> torch.Tensor:
+        return self.model.flow_loss(kv_layers, history, target, kv_mask, generator=generator)
+
+
+def new_model(config: TrainConfig, reader, train_indices) -> SpanVLA:
+    tokenizer, codebook = build_tokenizer_and_codebook(reader, train_indices, config.model, config.seed)
+    model_config = SpanVLAConfig(
+        vlm=config.model.vlm,
+        expert=config.model.expert,
+        num_action_tokens=config.model.num_action_tokens,
+        max_reasoning_tokens=config.model.max_reasoning_tokens,
+    )
+    torch.manual_seed(config.seed)
+    return SpanVLA(model_config, tokenizer, codebook)
+
+
+def sft_vlm(
+    config: TrainConfig, *, init: str | Path | None = None, resume: bool = False, progress: bool = True
+) -> Path:
+    """Stage 1; returns the checkpoint directory ``<out>/sft_vlm/checkpoint``."""
+    env = setup_distributed()
+    stage_dir = Path(config.out_dir) / "sft_vlm"
+    reader = ensure_dataset(config.data, progress=progress and env.is_main)
+    train, validation = split_indices(reader, config.data.validation_fraction)
+    checkpoint = stage_dir / "checkpoint"
+    resuming = resume and can_resume(checkpoint)
+    if resuming:
+        model = SpanVLA.load(checkpoint)
+    elif init is not None:
+        model = SpanVLA.load(init)
+    else:
+        model = new_model(config, reader, train)
+    model.train()
+    for p in model.expert.parameters():
+        p.requires_grad_(False)  # stage 1 trains the VLM only
+    cfg = config.sft_vlm
+    objective = wrap_ddp(LanguageObjective(model, cfg.reasoning_weight, cfg.action_token_weight), env)
+    optimizer, scheduler = make_optimizer(model.vlm.parameters(), cfg.optim)
+    start = load_trainer_state(trainer_dir(checkpoint), optimizer, scheduler)["step"] if resuming else 0
+    logger = StageLogger("sft-vlm", stage_dir, cfg.optim.steps, env, start)
+    rng = np.random.default_rng(config.seed + 1000 * env.rank + start)
+    for step in range(start, cfg.optim.steps):
+        batch = [reader[int(i)] for i in rng.choice(train, size=max(cfg.optim.batch_size // env.world_size, 1))]
+        with autocast(env, cfg.optim.mixed_precision):
+            loss = objective(batch)
+        loss.backward()
+        norm = clip_and_step(model.vlm, optimizer, scheduler, cfg.optim.grad_clip)
+        scalars = {"sft_vlm/loss": loss.item(), "sft_vlm/grad_norm": norm, "sft_vlm/lr": scheduler.get_last_lr()[0]}
+        if validation and ((step + 1) % cfg.optim.eval_every == 0 or step + 1 == cfg.optim.steps):
+            scalars["sft_vlm/val_loss"] = _validation_language_loss(model, reader, validation, cfg)
+        logger.step(step + 1, scalars, len(batch))
+        if env.is_main and ((step + 1) % cfg.optim.checkpoint_every == 0 or step + 1 == cfg.optim.steps):
+            _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
+    logger.close()
+    cleanup_distributed()
+    return checkpoint
+
+
+@torch.no_grad()
+def _validation_language_loss(model: SpanVLA, reader, indices, cfg, limit: int = 16) -> float:
+    model.eval()
+    losses = [
+        model.language_loss(observation(reader[i]), reader[i]["reasoning"]["text"], reader[i]["target"]).item()
+        for i in indices[:limit]
+    ]
+    model.train()
+    return float(np.mean(losses))
+
+
+def _checkpoint(model: SpanVLA, directory: Path, optimizer, scheduler, step: int) -> None:
+    """The model as a self-contained SpanVLA checkpoint; the optimizer and scheduler beside it in ``trainer/``."""
+    model.save(directory)
+    save_trainer_state(trainer_dir(directory), optimizer, scheduler, step)
+
+
+def trainer_dir(checkpoint: Path) -> Path:
+    return checkpoint.parent / "trainer"
+
+
+def can_resume(checkpoint: Path) -> bool:
+    return (trainer_dir(checkpoint) / "trainer_state.json").is_file() and (checkpoint / "manifest.json").is_file()
+
+
+@torch.no_grad()
+def context_cache(model: SpanVLA, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen VLM's K/V of the selected layers over prompt + reasoning + action marker: ``[n_sel, kv, S, d]``."""
+    obs = observation(sample)
+    input_ids, pixel_values, grid = model.prompt(obs)
+    reasoning = model.tokenizer(sample["reasoning"]["text"], return_tensors="pt").input_ids
+    marker = torch.tensor([[model.action_marker_id]])
+    full = torch.cat([input_ids, reasoning, marker], dim=1)
+    out = model._forward(full, pixel_values, grid)
+    layers = model.expert.layers
+    keys = torch.stack([out.past_key_values.layers[i].keys[0] for i in layers])
+    values = torch.stack([out.past_key_values.layers[i].values[0] for i in layers])
+    return keys, values
+
+
+def pad_caches(caches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[list, torch.Tensor]:
+    """Pad per-sample caches to one length; returns per-VLM-layer (K, V) batches ``[B, kv, S, d]`` and the mask."""
+    length = max(k.shape[2] for k, _ in caches)
+    n_sel, kv_heads, _, dim = caches[0][0].shape
+    keys = torch.zeros(len(caches), n_sel, kv_heads, length, dim)
+    values = torch.zeros_like(keys)
+    mask = torch.zeros(len(caches), length, dtype=torch.bool)
+    for b, (k, v) in enumerate(caches):
+        keys[b, :, :, : k.shape[2]] = k
+        values[b, :, :, : v.shape[2]] = v
+        mask[b, : k.shape[2]] = True
+    return [(keys[:, i], values[:, i]) for i in range(n_sel)], mask
+
+
+def sparse_layers(model: SpanVLA, selected: list) -> list:
+    """A per-VLM-layer list with the selected layers' (K, V) in place (the expert reads only those)."""
+    layers: list = [None] * model.vlm.config.text_config.num_hidden_layers
+    for index, layer in enumerate(model.expert.layers):
+        layers[layer] = selected[index]
+    return layers
+
+
+def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Stage 2 from the stage-1 checkpoint ``init``; returns ``<out>/sft_bridge/checkpoint``."""
+    env = setup_distributed()
+    stage_dir = Path(config.out_dir) / "sft_bridge"
+    checkpoint = stage_dir / "checkpoint"
+    reader = ensure_dataset(config.data, progress=False)
+    train, validation = split_indices(reader, config.data.validation_fraction)
+    resuming = resume and can_resume(checkpoint)
+    model = SpanVLA.load(checkpoint if resuming else init)
+    model.vlm.eval()
+    for p in model.vlm.parameters():
+        p.requires_grad_(False)  # the VLM is frozen: no gradient reaches it
+    model.expert.train()
+    cfg = config.sft_bridge.optim
+    caches = {i: context_cache(model, reader[i]) for i in _rank_share(train + validation, env)}
+    histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32) for i in caches}
+    targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32) for i in caches}
+    own_train = [i for i in train if i in caches]
+    objective = wrap_ddp(FlowObjective(model), env)
+    optimizer, scheduler = make_optimizer(model.expert.parameters(), cfg)
+    start = load_trainer_state(trainer_dir(checkpoint), optimizer, scheduler)["step"] if resuming else 0
+    logger = StageLogger("sft-bridge", stage_dir, cfg.steps, env, start)
+    rng = np.random.default_rng(config.seed + 1000 * env.rank + start)
+    generator = torch.Generator().manual_seed(config.seed + env.rank + start)
+    for step in range(start, cfg.steps):
+        chosen = [int(i) for i in rng.choice(own_train, size=max(cfg.batch_size // env.world_size, 1))]
+        selected, mask = pad_caches([caches[i] for i in chosen])
+        history = torch.stack([histories[i] for i in chosen])
+        target = torch.stack([targets[i] for i in chosen])
+        loss = objective(sparse_layers(model, selected), history, target, mask, generator=generator)
+        loss.backward()
+        norm = clip_and_step(model.expert, optimizer, scheduler, cfg.grad_clip)
+        scalars = {"sft_bridge/loss": loss.item(), "sft_bridge/grad_norm": norm}
+        own_val = [i for i in validation if i in caches]
+        if own_val and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            scalars["sft_bridge/val_ade_m"] = _validation_ade(model, caches, histories, targets, own_val)
+        logger.step(step + 1, scalars, len(chosen))
+        if env.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
+    logger.close()
+    cleanup_distributed()
+    return checkpoint
+
+
+def _rank_share(indices: list[int], env: Distributed) -> list[int]:
+    return indices[env.rank :: env.world_size] if env.enabled else indices
+
+
+@torch.no_grad()
+def _validation_ade(model: SpanVLA, caches, histories, targets, indices, limit: int = 64) -> float:
+    """Mean displacement (m) of flow plans against the targets on validation samples."""
+    model.expert.eval()
+    chosen = indices[:limit]
+    selected, mask = pad_caches([caches[i] for i in chosen])
+    history = torch.stack([histories[i] for i in chosen])
+    plans = model.flow_sample(sparse_layers(model, selected), history, kv_mask=mask)
+    target = torch.stack([targets[i] for i in chosen])
+    model.expert.train()
+    return float(torch.linalg.norm(plans[..., :2] - target[..., :2], dim=-1).mean())
