@@ -20,7 +20,6 @@ from torch import nn
 
 from .config import OptimConfig
 
-
 # --- distributed ---------------------------------------------------------------------------------------------------
 
 
@@ -192,3 +191,18 @@ class StageLogger:
         self.bar.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def write_weight_digest(module: nn.Module, out_dir: Path, env: Distributed) -> str:
+    """Every rank records the sha256 of its trainable weights (``rank<r>.sha256``): after DDP they must agree."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, parameter in sorted(module.named_parameters()):
+        if parameter.requires_grad:
+            digest.update(name.encode())
+            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+    value = digest.hexdigest()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"rank{env.rank}.sha256").write_text(value + "\n")
+    return value

@@ -28,6 +28,7 @@ from .loop import (
     save_trainer_state,
     setup_distributed,
     wrap_ddp,
+    write_weight_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def sft_vlm(
         if env.is_main and ((step + 1) % cfg.optim.checkpoint_every == 0 or step + 1 == cfg.optim.steps):
             _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
     logger.close()
+    write_weight_digest(model.vlm, stage_dir, env)
     cleanup_distributed()
     return checkpoint
 
@@ -223,6 +225,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
         if env.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
     logger.close()
+    write_weight_digest(model.expert, stage_dir, env)
     cleanup_distributed()
     return checkpoint
 

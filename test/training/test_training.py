@@ -1,0 +1,250 @@
+"""Training stages on a tiny dataset and a tiny model: losses fall, the frozen VLM stays frozen, resume continues,
+torchrun ranks agree, rewards are right, bad input stops before training."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from spanvla_ros.config import ConfigError
+from spanvla_ros.data.dataset import DatasetError
+from spanvla_ros.model import SpanVLA
+from spanvla_ros.training import load_train_config
+from spanvla_ros.training.rewards import (
+    RewardConfig,
+    cot_penalty,
+    group_advantages,
+    negative_penalty,
+    recovery_reward,
+    total_reward,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "seed": 0,
+    "data": {"episodes": 2, "seed": 3, "workers": 1, "validation_fraction": 0.3},
+    "model": {
+        "vlm": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_layers": 2,
+            "num_heads": 2,
+            "num_kv_heads": 1,
+            "vision_depth": 1,
+            "vision_hidden_size": 32,
+            "vision_heads": 1,
+        },
+        "expert": {"width": 32, "self_attention_heads": 2},
+        "num_action_tokens": 32,
+        "max_reasoning_tokens": 8,
+        "vocab_size": 200,
+    },
+    "sft_vlm": {"optim": {"steps": 2, "batch_size": 2, "eval_every": 2, "checkpoint_every": 2, "lr": 3e-3}},
+    "sft_bridge": {"optim": {"steps": 3, "batch_size": 4, "eval_every": 3, "checkpoint_every": 3}},
+    "grpo": {"optim": {"steps": 1, "batch_size": 1, "checkpoint_every": 1}, "group_size": 3, "max_reasoning_tokens": 5},
+}
+
+
+def write_config(tmp: Path, data_dir: Path, **overrides) -> Path:
+    document = json.loads(json.dumps(TINY))
+    document["data"]["dir"] = str(data_dir)
+    document["out_dir"] = str(tmp / "out")
+    for section, values in overrides.items():
+        document[section] = {**document.get(section, {}), **values}
+    path = tmp / "train.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from spanvla_ros.data.generate import GenerationConfig, generate_dataset
+
+    out = tmp_path_factory.mktemp("train_data") / "data"
+    config = GenerationConfig(episode_s=7.0, warmup_s=1.0, envs=("highway", "two-way"), flaw_probability=1.0)
+    generate_dataset(out, episodes=2, seed=3, config=config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def stage1(dataset, tmp_path_factory):
+    from spanvla_ros.training.sft import sft_vlm
+
+    tmp = tmp_path_factory.mktemp("stage1")
+    config = load_train_config(write_config(tmp, dataset))
+    return sft_vlm(config, progress=False), config
+
+
+def test_reward_terms_match_hand_computed_values():
+    straight = np.column_stack([np.arange(1, 11) * 5.0, np.zeros(10), np.zeros(10)])
+    shifted = straight + [0.0, 0.85, 0.0]  # 0.85 m from the negative: half the 1.7 m radius
+    assert negative_penalty(shifted, [straight], 1.7) == pytest.approx(0.25)
+    assert negative_penalty(straight + [0.0, 2.0, 0.0], [straight], 1.7) == 0.0
+    assert recovery_reward(shifted, straight, 2.0) == pytest.approx(1 - 0.85 / 2.0)
+    assert cot_penalty(16, 0.5, 32) == pytest.approx(0.5 + 0.5)
+    config = RewardConfig(negative_weight=5.0, recovery_weight=1.0, cot_weight=0.1)
+    assert total_reward(0.9, 0.25, 0.575, 1.0, config) == pytest.approx(0.9 - 1.25 + 0.575 - 0.1)
+    advantages = group_advantages(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(advantages, [-1.2247, 0.0, 1.2247], atol=1e-3)
+    assert np.all(group_advantages(np.array([0.5, 0.5])) == 0.0)
+
+
+def test_one_step_lowers_the_language_and_flow_losses(stage1):
+    from spanvla_ros.training.data import SampleReader
+    from spanvla_ros.training.sft import FlowObjective, LanguageObjective, context_cache, pad_caches, sparse_layers
+
+    checkpoint, config = stage1
+    model = SpanVLA.load(checkpoint).train()
+    reader = SampleReader(config.data.dir)
+    batch = [reader[0], reader[1]]
+    objective = LanguageObjective(model, 1.0, 1.0)
+    optimizer = torch.optim.SGD(model.vlm.parameters(), lr=0.05)
+    before = objective(batch)
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = objective(batch)
+    assert after.item() < before.item()
+
+    caches = [context_cache(model, s) for s in batch]
+    selected, mask = pad_caches(caches)
+    history = torch.tensor(np.stack([s["ego_history"] for s in batch]), dtype=torch.float32)
+    target = torch.tensor(np.stack([s["target"] for s in batch]), dtype=torch.float32)
+    flow = FlowObjective(model)
+    optimizer = torch.optim.SGD(model.expert.parameters(), lr=0.05)
+    loss = lambda: flow(
+        sparse_layers(model, selected),
+        history,
+        target,
+        mask,  # noqa: E731
+        generator=torch.Generator().manual_seed(0),
+    )
+    before = loss()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert loss().item() < before.item()
+
+
+def test_grpo_step_lowers_its_surrogate_on_a_fixed_group(stage1):
+    from spanvla_ros.training.data import SampleReader
+    from spanvla_ros.training.grpo import add_lora, rollout, sequence_logprobs
+
+    checkpoint, config = stage1
+    model = SpanVLA.load(checkpoint)
+    add_lora(model, 4, 8)
+    reader = SampleReader(config.data.dir)
+    sample = next(reader[i] for i in range(len(reader)) if reader[i]["scene"])
+    generator = torch.Generator().manual_seed(0)
+    group = [rollout(model.eval(), sample, config, generator) for _ in range(3)]
+    advantages = [1.0, -0.5, -0.5]
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+
+    def surrogate():
+        return torch.stack(
+            [-a * sequence_logprobs(model, sample, g["tokens"]).mean() for g, a in zip(group, advantages, strict=True)]
+        ).mean()
+
+    before = surrogate()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert surrogate().item() < before.item()
+
+
+def test_stage2_leaves_the_vlm_bit_identical(stage1, tmp_path):
+    from spanvla_ros.training.sft import sft_bridge
+
+    checkpoint, config = stage1
+    config = dataclasses.replace(config, out_dir=str(tmp_path / "out"))
+    result = sft_bridge(config, init=checkpoint, progress=False)
+    before, after = SpanVLA.load(checkpoint), SpanVLA.load(result)
+    for (name, a), (_, b) in zip(before.vlm.state_dict().items(), after.vlm.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    changed = any(
+        not torch.equal(a, b)
+        for a, b in zip(before.expert.state_dict().values(), after.expert.state_dict().values(), strict=True)
+    )
+    assert changed
+
+
+def test_resume_continues_the_step_count_and_optimizer_state(dataset, tmp_path):
+    from spanvla_ros.training.sft import sft_vlm
+
+    config = load_train_config(write_config(tmp_path, dataset))
+    checkpoint = sft_vlm(config, progress=False)
+    state = json.loads((checkpoint.parent / "trainer" / "trainer_state.json").read_text())
+    assert state["step"] == 2
+    longer = dataclasses.replace(
+        config,
+        sft_vlm=dataclasses.replace(
+            config.sft_vlm, optim=dataclasses.replace(config.sft_vlm.optim, steps=4, checkpoint_every=4)
+        ),
+    )
+    sft_vlm(longer, resume=True, progress=False)
+    state = json.loads((checkpoint.parent / "trainer" / "trainer_state.json").read_text())
+    assert state["step"] == 4
+    assert all(v == 4 for k, v in state["scalars"].items() if k.endswith(".step")) or state["scalars"] == {}
+    from safetensors.torch import load_file
+
+    steps = [
+        v
+        for k, v in load_file(str(checkpoint.parent / "trainer" / "optimizer.safetensors")).items()
+        if k.endswith(".step")
+    ]
+    assert steps and all(float(s) == 4.0 for s in steps)  # AdamW's per-parameter step counted on, not restarted
+
+
+def test_torchrun_two_ranks_end_with_the_same_weights(stage1, tmp_path):
+    checkpoint, config = stage1
+    config_path = write_config(tmp_path, Path(config.data.dir))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    command = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "spanvla_ros.cli",
+        "train",
+        "sft-bridge",
+        "--config",
+        str(config_path),
+        "--init",
+        str(checkpoint),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    digests = [(tmp_path / "out" / "sft_bridge" / f"rank{r}.sha256").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
+
+
+def test_bad_inputs_stop_before_training(dataset, tmp_path):
+    from spanvla_ros.training.sft import sft_vlm
+
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_train_config(write_config(tmp_path, dataset, sft_vlm={"optim": {"stepz": 1}}))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for file in Path(dataset).iterdir():
+        (broken / file.name).write_bytes(file.read_bytes())
+    shard = next(broken.glob("shard_*.npz"))
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match="sha256 does not match"):
+        sft_vlm(load_train_config(write_config(tmp_path, broken)), progress=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "manifest.json").write_text(json.dumps({"format": "spanvla-dataset", "shards": [], "counts": {}}))
+    with pytest.raises(DatasetError, match="empty"):
+        sft_vlm(load_train_config(write_config(tmp_path, empty)), progress=False)
+    assert not (tmp_path / "out" / "sft_vlm" / "checkpoint").exists()
