@@ -13,11 +13,12 @@ export MPLBACKEND := Agg
 # pytest-xdist workers: one per core, at most 4.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup test test-fast lint bench clean help
+.PHONY: setup test test-fast lint bench weights clean help
 
 help:
 	@echo "make test    set up .venv and run the test suite"
 	@echo "make bench   run the benchmarks (JSON under bench/results/)"
+	@echo "make weights train the embedded default checkpoint (models/default) from config/train_default.yaml"
 	@echo "make lint    ruff check"
 	@echo "make demo    not yet: arrives with the closed-loop simulator and the planner node (see README)"
 
@@ -33,6 +34,11 @@ test-fast: setup
 bench: setup
 	$(VENV)/bin/spanvla bench scorer --out bench/results/scorer.json
 	$(VENV)/bin/spanvla bench model --out bench/results/model.json
+	$(VENV)/bin/spanvla bench camera --out bench/results/camera.json
+	$(VENV)/bin/spanvla bench runtime --out bench/results/runtime.json
+
+weights: setup
+	$(VENV)/bin/spanvla train recipe --config config/train_default.yaml --out models/default
 
 lint: setup
 	$(PY) -m pip install -q ruff==0.17.5

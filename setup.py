@@ -5,6 +5,7 @@
 """
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -19,6 +20,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # The shipped default checkpoint (model:default): weights, config, tokenizer, codebook, manifest, records.
+        (f"share/{PACKAGE}/models/default", [f for f in glob("models/default/*") if Path(f).is_file()]),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -92,7 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         "closed-loop",
         help="drive a planner in the embedded world on seeded episodes: driving score, route completion, collisions",
     )
-    closed.add_argument("--planner", default="expert", help="expert | constant-velocity")
+    closed.add_argument("--planner", default="expert", help="expert | constant-velocity | model:CKPT")
+    closed.add_argument("--backend", default="torch", help="runtime backend for model planners")
+    closed.add_argument(
+        "--replan-every",
+        type=int,
+        default=None,
+        help="ticks (0.1 s) between plans; default 1, 5 for model planners (2 Hz)",
+    )
     closed.add_argument("--episodes", type=int, default=12)
     closed.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
     closed.add_argument("--duration", type=float, default=15.0, help="seconds per episode")
@@ -144,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--resume", action="store_true", help="continue this stage from its last checkpoint")
         cmd.set_defaults(handler=_train, stage=stage)
+
+    recipe = train_commands.add_parser("recipe", help="data + all three stages + evaluation → a shippable checkpoint")
+    recipe.add_argument("--config", type=Path, default=Path("config/train_default.yaml"))
+    recipe.add_argument("--out", type=Path, default=Path("models/default"))
+    recipe.add_argument("--eval-episodes", type=int, default=40)
+    recipe.add_argument("--closed-loop-episodes", type=int, default=12)
+    recipe.set_defaults(handler=_train_recipe)
+    evaluate = train_commands.add_parser("evaluate", help="evaluate a checkpoint (open and closed loop)")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--episodes", type=int, default=40)
+    evaluate.add_argument("--closed-loop-episodes", type=int, default=12)
+    evaluate.add_argument("--out", type=Path, required=True)
+    evaluate.set_defaults(handler=_train_evaluate)
 
     export = commands.add_parser("export", help="export ONNX graphs and build TensorRT engines")
     export_commands = export.add_subparsers(title="export commands", metavar="EXPORT_COMMAND")
@@ -269,7 +289,7 @@ def _eval_open_loop(args: argparse.Namespace) -> int:
     from .eval.open_loop import evaluate_open_loop
     from .eval.report import plot_metric_breakdown, write_json
 
-    planners = [_planner(name.strip()) for name in args.planner.split(",")]
+    planners = [_planner(name.strip(), args.backend) for name in args.planner.split(",")]
     # Scenes are generated once and every planner is scored on the same ones.
     scenes = list(
         evaluation_scenes(args.episodes, args.seed, args.scenes_per_episode, min_departure_m=args.min_departure)
@@ -315,16 +335,30 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _planner(name: str):
+def _planner(name: str, backend: str = "torch"):
     from .planning import ConstantVelocityPlanner
 
+    if name.startswith("model:"):
+        from .runtime.planner import RuntimePlanner
+
+        return RuntimePlanner.from_name(_model_path(name), backend=backend)
     if name == "constant-velocity":
         return ConstantVelocityPlanner()
     if name == "expert":
         from .sim import ExpertPlanner
 
         return ExpertPlanner()
-    raise ValueError(f"unknown planner '{name}': use expert or constant-velocity")
+    raise ValueError(f"unknown planner '{name}': use expert, constant-velocity or model:CHECKPOINT")
+
+
+def _model_path(spec: str) -> str:
+    """``model:default`` names the shipped checkpoint (the package's share folder, else ./models/default)."""
+    path = spec.split(":", 1)[1]
+    if path != "default":
+        return f"model:{path}"
+    from .models import default_checkpoint
+
+    return f"model:{default_checkpoint()}"
 
 
 def _data_generate(args: argparse.Namespace) -> int:
@@ -406,6 +440,26 @@ def _train(args: argparse.Namespace) -> int:
 
             out = grpo(config, init=args.init, resume=args.resume)
     print(out)
+    return 0
+
+
+def _train_recipe(args: argparse.Namespace) -> int:
+    from .training.recipe import run_recipe
+
+    record = run_recipe(
+        args.config, args.out, eval_episodes=args.eval_episodes, closed_loop_episodes=args.closed_loop_episodes
+    )
+    print(json.dumps(record["evaluation"], indent=2))
+    return 0
+
+
+def _train_evaluate(args: argparse.Namespace) -> int:
+    from .eval.report import write_json
+    from .training.recipe import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.episodes, args.closed_loop_episodes)
+    write_json(result, args.out)
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -47,7 +47,9 @@ def evaluation_scenes(
             continue
         used += 1
         for sample in sorted(chosen, key=lambda s: s.time_s):
-            yield scene_from_dict(sample.scene)
+            scene = scene_from_dict(sample.scene)
+            # The camera frames of the moment travel with the scene for sensor-based planners.
+            yield dataclasses.replace(scene, metadata={**scene.metadata, "camera_frames": sample.images})
 
 
 def _departure_from_constant_velocity(sample) -> float:

@@ -47,7 +47,10 @@ def run_episode(
     monitor.update(scene, 0.0)
     path = [scene.ego.pose.copy()]
     plan, plan_tick, origin, tick = None, 0, None, 0
+    frames = _CameraFrames(planner, world.config.dt_s) if getattr(planner, "needs_camera", False) else None
     while not world.done:
+        if frames is not None:
+            scene = frames.attach(scene)
         if plan is None or tick - plan_tick >= config.replan_every_ticks:
             plan, plan_tick, origin = planner.plan(scene), tick, world.ego_state[:3]
         scene = world.step(plan, plan_origin=origin, plan_age_s=(tick - plan_tick) * world.config.dt_s)
@@ -57,6 +60,29 @@ def run_episode(
         if on_tick is not None:
             on_tick(scene, world.time_s)
     return monitor.result(), np.array(path), first
+
+
+class _CameraFrames:
+    """Renders the front camera every tick and attaches the planner's frame history (2 Hz, oldest first)."""
+
+    def __init__(self, planner: Planner, dt_s: float, frame_dt_s: float = 0.5) -> None:
+        from collections import deque
+
+        from .camera import CameraConfig, FrontCamera
+
+        meta = planner.runtime.meta
+        self.count = meta["num_images"]
+        self.stride = int(round(frame_dt_s / dt_s))
+        self.camera = FrontCamera(CameraConfig(width=meta["image_size"], height=meta["image_size"]))
+        self.buffer = deque(maxlen=self.stride * (self.count - 1) + 1)
+
+    def attach(self, scene: Scene) -> Scene:
+        import dataclasses
+
+        self.buffer.append(self.camera.render(scene))
+        picks = [max(len(self.buffer) - 1 - k * self.stride, 0) for k in range(self.count - 1, -1, -1)]
+        frames = np.stack([self.buffer[i] for i in picks])
+        return dataclasses.replace(scene, metadata={**scene.metadata, "camera_frames": frames})
 
 
 def evaluate_closed_loop(
