@@ -137,3 +137,13 @@ def test_data_generate_export_and_open_loop_eval(tmp_path):
     result = json.loads(report.read_text())
     assert result["n_scenes"] == 1 and KEYS <= set(result)
     assert report.with_suffix(".png").is_file()
+
+
+def test_export_engines_without_tensorrt_says_why(tmp_path):
+    out = spanvla("export", "engines", "--onnx", tmp_path, check=False)
+    assert out.returncode == 1 and "cannot build TensorRT engines here" in out.stderr
+
+
+def test_train_stage_without_init_is_a_clear_error():
+    out = spanvla("train", "sft-bridge", check=False)
+    assert out.returncode == 1 and "needs --init" in out.stderr
