@@ -318,6 +318,10 @@ def generate_dataset(
                 bar.update(1)
                 bar.set_postfix(samples=produced, per_s=f"{produced / (time.perf_counter() - start):.1f}")
                 yield from episode_samples
+        except BaseException:
+            if pool is not None:
+                pool.terminate()  # do not wait for the queued episodes after a failure
+            raise
         finally:
             if pool is not None:
                 pool.close()
