@@ -292,13 +292,16 @@ def _eval_open_loop(args: argparse.Namespace) -> int:
     planners = [_planner(name.strip(), args.backend) for name in args.planner.split(",")]
     # Scenes are generated once and every planner is scored on the same ones.
     scenes = list(
-        evaluation_scenes(args.episodes, args.seed, args.scenes_per_episode, min_departure_m=args.min_departure)
+        evaluation_scenes(
+            args.episodes, args.seed, args.scenes_per_episode, min_departure_m=args.min_departure, kind=args.kind
+        )
     )
     keys = ("pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec")
     report = {
         "seed": args.seed,
         "episodes": args.episodes,
         "min_departure_m": args.min_departure,
+        "kind": args.kind,
         "scene_tokens": [scene.token for scene in scenes],
         "planners": {},
     }

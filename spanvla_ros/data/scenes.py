@@ -31,16 +31,21 @@ def evaluation_scenes(
     config: GenerationConfig | None = None,
     min_departure_m: float = 3.0,
     max_seeds: int | None = None,
+    kind: str = "positive",
 ) -> Iterator[Scene]:
     """``per_episode`` scenes from each of ``episodes`` seeded episodes that have non-trivial moments (seeds from
-    ``seed`` upwards, at most ``max_seeds`` tried; default 4 × episodes)."""
+    ``seed`` upwards, at most ``max_seeds`` tried; default 4 × episodes). ``kind="recovery"``: the recovery moments
+    of episodes with an injected displacement (lateral offset, heading error, overspeed, aborted lane change)."""
     config = config or GenerationConfig(envs=EVALUATION_ENVS)
-    config = dataclasses.replace(config, flaw_probability=0.0, injection_probability=0.0)
+    recovery = kind == "recovery"
+    config = dataclasses.replace(config, flaw_probability=0.0, injection_probability=1.0 if recovery else 0.0)
+    if recovery:
+        min_departure_m = 0.0  # a recovery moment is never trivial
     used = 0
     for episode_seed in range(seed, seed + (max_seeds or 4 * episodes)):
         if used == episodes:
             return
-        samples = [s for s in generate_episode(episode_seed, config) if s.kind == "positive"]
+        samples = [s for s in generate_episode(episode_seed, config) if s.kind == kind]
         ranked = sorted(samples, key=lambda s: -_departure_from_constant_velocity(s))
         chosen = [s for s in ranked[:per_episode] if _departure_from_constant_velocity(s) >= min_departure_m]
         if not chosen:
