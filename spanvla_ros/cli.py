@@ -74,7 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         "from training data); planners see agents' current states only, the scorer the logged futures.",
     )
     open_loop.add_argument(
-        "--planner", default="expert", help="expert | constant-velocity, or several separated by commas (same scenes)"
+        "--planner",
+        default="expert",
+        help="expert | constant-velocity | model:CKPT (model:default), or several separated by commas (same scenes)",
+    )
+    open_loop.add_argument("--backend", default="torch", help="runtime backend for model planners")
+    open_loop.add_argument(
+        "--kind",
+        choices=["positive", "recovery"],
+        default="positive",
+        help="clean scenes, or the recovery moments after injected displacements",
     )
     open_loop.add_argument("--episodes", type=int, default=20, help="number of seeded episodes")
     open_loop.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
@@ -82,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     open_loop.add_argument(
         "--min-departure",
         type=float,
-        default=2.0,
+        default=3.0,
         help="skip near-trivial moments: the expert departs less than this from constant velocity",
     )
     open_loop.add_argument("--out", type=Path, required=True, help="JSON report (a PNG breakdown is written beside)")
