@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     scorer = bench_commands.add_parser("scorer", help="PDM scorer throughput at batch 1 and 64")
     scorer.add_argument("--out", type=Path, default=Path("bench/results/scorer.json"), help="JSON output file")
     scorer.add_argument("--repeats", type=int, default=20, help="timed repetitions per batch size")
-    scorer.set_defaults(handler=_bench_scorer)
+    scorer.set_defaults(
+        handler=_bench_simple, benchmark="scorer", keys=("proposals_per_s_batch1", "proposals_per_s_batch64")
+    )
     runtime = bench_commands.add_parser("runtime", help="torch eager vs ONNX Runtime (vs TensorRT) for plan/reason")
     runtime.add_argument("--out", type=Path, default=Path("bench/results/runtime.json"))
     runtime.add_argument("--repeats", type=int, default=20)
@@ -213,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     camera = bench_commands.add_parser("camera", help="front-camera rendering time per frame")
     camera.add_argument("--out", type=Path, default=Path("bench/results/camera.json"), help="JSON output file")
     camera.add_argument("--repeats", type=int, default=30)
-    camera.set_defaults(handler=_bench_camera)
+    camera.set_defaults(
+        handler=_bench_simple, benchmark="camera", keys=("render_ms_median_256", "render_ms_median_112")
+    )
     model = bench_commands.add_parser(
         "model", help="SpanVLA latency on this machine: prefill, reasoning tokens/s, flow steps, AR action tokens"
     )
@@ -280,16 +284,6 @@ def _eval_make_scene(args: argparse.Namespace) -> int:
         scene = benchmark_scene()
     save_scene(scene, args.out)
     print(args.out)
-    return 0
-
-
-def _bench_scorer(args: argparse.Namespace) -> int:
-    from .benchmarks.scorer import run
-    from .eval.report import write_json
-
-    result = run(repeats=args.repeats)
-    write_json(result, args.out)
-    print(json.dumps({k: result[k] for k in ("proposals_per_s_batch1", "proposals_per_s_batch64")}, indent=2))
     return 0
 
 
@@ -524,13 +518,15 @@ def _bench_runtime(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_camera(args: argparse.Namespace) -> int:
-    from .benchmarks.camera import run
+def _bench_simple(args: argparse.Namespace) -> int:
+    """Benchmarks whose only option is the repeat count: run, write the JSON, print the headline keys."""
+    import importlib
+
     from .eval.report import write_json
 
-    result = run(repeats=args.repeats)
+    result = importlib.import_module(f"spanvla_ros.benchmarks.{args.benchmark}").run(repeats=args.repeats)
     write_json(result, args.out)
-    print(json.dumps({k: result[k] for k in ("render_ms_median_256", "render_ms_median_112")}, indent=2))
+    print(json.dumps({k: result[k] for k in args.keys}, indent=2))
     return 0
 
 

@@ -296,6 +296,11 @@ class _AgentTracks:
         self.radius = 0.5 * np.hypot(lengths, widths)  # [A]
 
 
+def _ego_radius(corners: np.ndarray) -> float:
+    """Half the ego box diagonal: the bounding circle used to pre-filter collision candidates."""
+    return 0.5 * float(np.hypot(*(corners[0, 0, FRONT_LEFT] - corners[0, 0, REAR_RIGHT])))
+
+
 def _candidate_pairs(
     ego_centers: np.ndarray, ego_radius: float, agents: _AgentTracks, time_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -319,8 +324,7 @@ def _no_at_fault_collision(
     scores = np.ones(batch)
     if agents.count == 0:
         return scores
-    ego_radius = 0.5 * float(np.hypot(*(corners[0, 0, FRONT_LEFT] - corners[0, 0, REAR_RIGHT]))) * 1.0
-    b, t, a = _candidate_pairs(centers, ego_radius, agents, np.arange(steps))
+    b, t, a = _candidate_pairs(centers, _ego_radius(corners), agents, np.arange(steps))
     hit = shapely.intersects(ego_polygons[b, t], agents.polygons[a, t])
     b, t, a = b[hit], t[hit], a[hit]
     order = np.lexsort((a, t, b))
@@ -376,7 +380,7 @@ def _time_to_collision(
     speed = states[..., StateIndex.SPEED]
     heading = states[..., StateIndex.HEADING]
     velocity = np.stack([np.cos(heading), np.sin(heading)], -1) * speed[..., None]  # [B, T, 2]
-    ego_radius = 0.5 * float(np.hypot(*(corners[0, 0, FRONT_LEFT] - corners[0, 0, REAR_RIGHT])))
+    ego_radius = _ego_radius(corners)
     hits: list[tuple[int, int, int, int]] = []  # (proposal, time, lookahead order, agent)
     for order, lookahead_s in enumerate(config.ttc_lookahead_s):
         shift = int(round(lookahead_s / dt_s))
