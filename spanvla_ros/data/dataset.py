@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..files import file_sha256
 from .generate import Sample
 
 FORMAT = "spanvla-dataset"
@@ -43,7 +43,7 @@ def write_dataset(
     def flush() -> None:
         name = f"shard_{len(shards):05d}.npz"
         write_shard(out / name, buffer)
-        shards.append({"file": name, "samples": len(buffer), "sha256": sha256(out / name)})
+        shards.append({"file": name, "samples": len(buffer), "sha256": file_sha256(out / name)})
         buffer.clear()
 
     for sample in samples:
@@ -96,14 +96,6 @@ def write_shard(path: Path, samples: list[Sample]) -> None:
             )
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_manifest(dataset_dir: str | Path, *, verify: bool = True) -> dict[str, Any]:
     """The manifest of a finished dataset; with ``verify`` every shard's sha256 is checked."""
     root = Path(dataset_dir)
@@ -124,7 +116,7 @@ def read_manifest(dataset_dir: str | Path, *, verify: bool = True) -> dict[str, 
             file = root / shard["file"]
             if not file.is_file():
                 raise DatasetError(f"{root}: shard {shard['file']} listed in the manifest is missing")
-            if sha256(file) != shard["sha256"]:
+            if file_sha256(file) != shard["sha256"]:
                 raise DatasetError(f"{file}: sha256 does not match manifest.json (corrupt or modified shard)")
     return manifest
 
@@ -137,6 +129,7 @@ class SampleReader:
         self.manifest = read_manifest(self.root, verify=verify)
         self._index = [(s["file"], i) for s in self.manifest["shards"] for i in range(s["samples"])]
         self._cached: tuple[str, dict[str, Any]] | None = None
+        self._metadata: dict[str, list[dict[str, Any]]] = {}
 
     def __len__(self) -> int:
         return len(self._index)
@@ -153,6 +146,15 @@ class SampleReader:
             "target": shard[f"s{i}.target"],
             "negatives": shard[f"s{i}.negatives"],
         }
+
+    def metadata(self, index: int) -> dict[str, Any]:
+        """A sample's metadata (kind, env, seed, reasoning, scene JSON string...) without loading any image: only
+        each shard's metadata entry is read, once."""
+        file, i = self._index[index]
+        if file not in self._metadata:
+            with np.load(self.root / file, allow_pickle=False) as archive:
+                self._metadata[file] = json.loads(archive["metadata"].tobytes().decode())
+        return self._metadata[file][i]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for index in range(len(self)):

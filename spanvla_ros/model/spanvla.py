@@ -9,7 +9,6 @@ losses → ``save`` / ``load``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from ..config import config_from_dict, config_to_dict
+from ..files import file_sha256
 from ..inputs import prompt_text
 from .action_tokens import ActionCodebook, ActionTokenError
 from .expert import ActionExpert, ActionExpertConfig, KVLayer
@@ -242,7 +242,7 @@ class SpanVLA(nn.Module):
         self.codebook.save(directory / "codebook.safetensors")
         self.tokenizer.save_pretrained(directory)
         manifest = {
-            p.name: _sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != "manifest.json"
+            p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != "manifest.json"
         }
         (directory / "manifest.json").write_text(json.dumps({"files": manifest}, indent=2))
         return directory
@@ -260,7 +260,7 @@ class SpanVLA(nn.Module):
                 raise CheckpointError(f"{directory}: missing {name}")
         for name, digest in manifest.items():
             path = directory / name
-            if not path.is_file() or _sha256(path) != digest:
+            if not path.is_file() or file_sha256(path) != digest:
                 raise CheckpointError(f"{path}: sha256 does not match manifest.json (corrupt or tampered file)")
         config = _config_from_json(json.loads((directory / "config.json").read_text()))
         tokenizer = PreTrainedTokenizerFast.from_pretrained(directory, local_files_only=True)
@@ -292,11 +292,3 @@ def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         seen.add(key)
         out[name] = tensor
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

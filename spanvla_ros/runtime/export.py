@@ -9,7 +9,6 @@ selection, flow settings, sha256 of every file, the parity measured at export) â
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..files import file_sha256
 from ..inputs import patchify, prompt_text, rope_positions
 from ..model.spanvla import SpanVLA
 from ..model.vlm import vision_geometry
@@ -198,8 +198,8 @@ def export_onnx(
     model.codebook.save(out / "codebook.safetensors")
     checkpoint_manifest = None
     if checkpoint_dir is not None and (Path(checkpoint_dir) / "manifest.json").is_file():
-        checkpoint_manifest = _sha256(Path(checkpoint_dir) / "manifest.json")
-    files = {name: _sha256(out / name) for name in (*GRAPH_FILES, "tokenizer.json", "codebook.safetensors")}
+        checkpoint_manifest = file_sha256(Path(checkpoint_dir) / "manifest.json")
+    files = {name: file_sha256(out / name) for name in (*GRAPH_FILES, "tokenizer.json", "codebook.safetensors")}
     document = {
         "opset": OPSET,
         "meta": meta,
@@ -259,10 +259,6 @@ def check_parity(model: SpanVLA, out: Path, num_images: int) -> dict[str, float]
 
 def _err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def verify_export(export_dir: str | Path, checkpoint_dir: str | Path) -> None:

@@ -35,7 +35,7 @@ def split_indices(reader: SampleReader, validation_fraction: float) -> tuple[lis
     """Whole episodes go to validation (no leakage between neighbouring moments of one drive)."""
     train, validation = [], []
     for index in range(len(reader)):
-        sample = reader[index]
+        sample = reader.metadata(index)
         episode = f"{sample['env']}-{sample['seed']}"
         bucket = zlib.crc32(episode.encode()) % 1000 / 1000.0
         (validation if bucket < validation_fraction else train).append(index)

@@ -98,8 +98,8 @@ def pick_sample(reader, pools: dict[str, list[int]], mix: dict[str, float], rng:
 def recipe_pools(reader, indices: list[int]) -> dict[str, list[int]]:
     pools: dict[str, list[int]] = {"warmup": [], "positive": [], "negative": [], "recovery": []}
     for index in indices:
-        sample = reader[index]
-        if not sample["scene"]:
+        sample = reader.metadata(index)
+        if sample["scene"] in ("", "{}"):
             continue  # real-data samples have no scoring scene
         if sample["kind"] == "positive":
             pools["warmup" if sample["reasoning"]["mode"] == "fast" else "positive"].append(index)

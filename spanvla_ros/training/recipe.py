@@ -3,7 +3,6 @@ and write ``models/default`` with the recipe, seed, data manifest hash and evalu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -13,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..config import config_to_dict
+from ..files import file_sha256
 from .config import load_train_config
 from .data import ensure_dataset
 from .grpo import grpo
@@ -41,7 +41,7 @@ def run_recipe(
     manifest = Path(config.data.dir) / "manifest.json"
     record = {
         "seed": config.seed,
-        "data_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+        "data_manifest_sha256": file_sha256(manifest),
         "data_counts": reader.manifest["counts"],
         "stages": {"sft_vlm": str(stage1), "sft_bridge": str(stage2), "grpo": str(stage3)},
         "training_seconds": round(time.time() - started, 1),

@@ -37,3 +37,43 @@ class Backend(ABC):
     @abstractmethod
     def flow(self, history, keys, values, kv_mask) -> np.ndarray:
         """Selected layers' K/V ``[n_sel, B, kv_heads, S, d]`` + history ``[B, H, 3]`` → poses ``[B, N, 3]``."""
+
+
+class GraphBackend(Backend):
+    """A backend that runs the exported graphs by name (ONNX Runtime sessions, TensorRT engines): the graphs' named
+    inputs are fed here, once for every such backend."""
+
+    @abstractmethod
+    def run_graph(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run graph ``graph`` on named inputs; outputs in the graph's order."""
+
+    def encode_images(self, pixel_values):
+        return self.run_graph("vision", {"pixel_values": np.asarray(pixel_values, np.float32)})[0]
+
+    def prefill(self, input_ids, image_embeds, position_ids, attention_mask):
+        feeds = {
+            "input_ids": input_ids,
+            "image_embeds": image_embeds,
+            "position_ids": position_ids,
+            "attention_mask": attention_mask,
+        }
+        return tuple(self.run_graph("prefill", feeds))
+
+    def decode(self, input_ids, position_ids, attention_mask, past_keys, past_values):
+        feeds = {
+            "input_ids": input_ids,
+            "position_ids": position_ids,
+            "attention_mask": attention_mask,
+            "past_keys": past_keys,
+            "past_values": past_values,
+        }
+        return tuple(self.run_graph("decode", feeds))
+
+    def flow(self, history, keys, values, kv_mask):
+        feeds = {
+            "history": np.asarray(history, np.float32),
+            "keys": keys,
+            "values": values,
+            "kv_mask": np.asarray(kv_mask, bool),
+        }
+        return self.run_graph("flow", feeds)[0]

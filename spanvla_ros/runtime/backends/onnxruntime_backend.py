@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .base import Backend, BackendUnavailableError
+from ...files import file_sha256
+from .base import BackendUnavailableError, GraphBackend
 
 
 class ArtifactError(ValueError):
@@ -17,8 +16,6 @@ class ArtifactError(ValueError):
 
 def read_export(directory: Path) -> dict[str, Any]:
     """``export.json`` of an export directory, every listed file present with its recorded sha256."""
-    import hashlib
-
     path = directory / "export.json"
     if not path.is_file():
         raise ArtifactError(f"{directory}: no export.json (run `spanvla export onnx` first)")
@@ -27,12 +24,12 @@ def read_export(directory: Path) -> dict[str, Any]:
         file = directory / name
         if not file.is_file():
             raise ArtifactError(f"{directory}: {name} is missing")
-        if hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+        if file_sha256(file) != digest:
             raise ArtifactError(f"{file}: sha256 does not match export.json (truncated, corrupt or replaced)")
     return document
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(GraphBackend):
     name = "onnxruntime"
 
     def __init__(self, directory: Path, providers: list[str] | None = None, threads: int = 0) -> None:
@@ -70,43 +67,5 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailableError(f"{artifact} is not an ONNX export directory (no export.json)")
         return cls(artifact, providers=options.get("providers"), threads=options.get("threads", 0))
 
-    def encode_images(self, pixel_values):
-        return self.sessions["vision"].run(None, {"pixel_values": np.asarray(pixel_values, np.float32)})[0]
-
-    def prefill(self, input_ids, image_embeds, position_ids, attention_mask):
-        return tuple(
-            self.sessions["prefill"].run(
-                None,
-                {
-                    "input_ids": input_ids,
-                    "image_embeds": image_embeds,
-                    "position_ids": position_ids,
-                    "attention_mask": attention_mask,
-                },
-            )
-        )
-
-    def decode(self, input_ids, position_ids, attention_mask, past_keys, past_values):
-        return tuple(
-            self.sessions["decode"].run(
-                None,
-                {
-                    "input_ids": input_ids,
-                    "position_ids": position_ids,
-                    "attention_mask": attention_mask,
-                    "past_keys": past_keys,
-                    "past_values": past_values,
-                },
-            )
-        )
-
-    def flow(self, history, keys, values, kv_mask):
-        return self.sessions["flow"].run(
-            None,
-            {
-                "history": np.asarray(history, np.float32),
-                "keys": keys,
-                "values": values,
-                "kv_mask": np.asarray(kv_mask, bool),
-            },
-        )[0]
+    def run_graph(self, graph, feeds):
+        return self.sessions[graph].run(None, feeds)

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine_cache import EngineCache, EngineCacheError, EngineKey, file_sha256
-from .base import Backend, BackendUnavailableError
+from ...files import file_sha256
+from ..engine_cache import EngineCache, EngineCacheError, EngineKey
+from .base import BackendUnavailableError, GraphBackend
 from .onnxruntime_backend import read_export
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def _build(trt: Any, onnx_path: Path, shapes: dict[str, tuple], precision: str, 
     return bytes(serialized)
 
 
-class TensorRTBackend(Backend):
+class TensorRTBackend(GraphBackend):
     name = "tensorrt"
 
     def __init__(self, export_dir: Path, engines_dir: Path, precision: str = "fp16", allow_build: bool = False):
@@ -218,7 +219,7 @@ class TensorRTBackend(Backend):
             options.get("allow_build", False),
         )
 
-    def _run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run_graph(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Named-tensor execution: set shapes and addresses by name, run on our stream, copy outputs back."""
         torch = self._torch
         engine, context = self.engines[graph], self.contexts[graph]
@@ -241,47 +242,6 @@ class TensorRTBackend(Backend):
             raise RuntimeError(f"TensorRT execution of {graph} failed")
         self.stream.synchronize()
         return [o.cpu().numpy() for o in outputs.values()]
-
-    def encode_images(self, pixel_values):
-        return self._run("vision", {"pixel_values": np.asarray(pixel_values, np.float32)})[0]
-
-    def prefill(self, input_ids, image_embeds, position_ids, attention_mask):
-        return tuple(
-            self._run(
-                "prefill",
-                {
-                    "input_ids": input_ids,
-                    "image_embeds": image_embeds,
-                    "position_ids": position_ids,
-                    "attention_mask": attention_mask,
-                },
-            )
-        )
-
-    def decode(self, input_ids, position_ids, attention_mask, past_keys, past_values):
-        return tuple(
-            self._run(
-                "decode",
-                {
-                    "input_ids": input_ids,
-                    "position_ids": position_ids,
-                    "attention_mask": attention_mask,
-                    "past_keys": past_keys,
-                    "past_values": past_values,
-                },
-            )
-        )
-
-    def flow(self, history, keys, values, kv_mask):
-        return self._run(
-            "flow",
-            {
-                "history": np.asarray(history, np.float32),
-                "keys": keys,
-                "values": values,
-                "kv_mask": np.asarray(kv_mask, bool),
-            },
-        )[0]
 
 
 def _torch_dtype(torch: Any, dtype: type) -> Any:
