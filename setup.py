@@ -33,6 +33,8 @@ setup(
     entry_points={
         "console_scripts": [
             "spanvla = spanvla_ros.cli:main",
+            "planner_node = spanvla_ros.ros.planner_node:main",
+            "sim_node = spanvla_ros.ros.sim_node:main",
         ],
     },
 )

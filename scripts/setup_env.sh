@@ -57,7 +57,7 @@ fi
 "${PIP[@]}" install -q --no-deps --no-build-isolation --force-reinstall . >/dev/null
 # ros2 run looks for executables in <prefix>/lib/<package>; mirror the console scripts there as colcon does.
 mkdir -p "$VENV/lib/spanvla_ros"
-for exe in spanvla; do
+for exe in spanvla planner_node sim_node; do
   ln -sf "../../bin/$exe" "$VENV/lib/spanvla_ros/$exe"
 done
 rm -rf build spanvla_ros.egg-info

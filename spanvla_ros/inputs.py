@@ -22,6 +22,16 @@ class VisionGeometry:
     temporal_patch_size: int = 2
 
 
+def square_image(image_rgb: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop ``[H, W, 3]`` to a square and resize to ``[size, size, 3]`` (the model's camera input)."""
+    import cv2
+
+    h, w = image_rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return cv2.resize(image_rgb[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
+
+
 def patchify(images: np.ndarray, geometry: VisionGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[I, H, W, 3]`` uint8 RGB → ``pixel_values [I·h·w, 3·t·p·p]`` float32 in Qwen2-VL's patch order and
     ``image_grid_thw [I, 3]`` int64; each still image is repeated over the temporal patch."""

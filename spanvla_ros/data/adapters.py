@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..inputs import square_image
 from ..scene import wrap_angle
 from ..text_format import FAST_MODE_TEXT
 from .generate import POSITIVE, GenerationConfig, Sample
@@ -49,14 +50,6 @@ def _relative(poses_world: np.ndarray, origin: np.ndarray) -> np.ndarray:
     c, s = np.cos(origin[2]), np.sin(origin[2])
     dx, dy = poses_world[:, 0] - origin[0], poses_world[:, 1] - origin[1]
     return np.column_stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(poses_world[:, 2] - origin[2])])
-
-
-def _square(image_rgb: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square and resize (the model's input)."""
-    h, w = image_rgb.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return cv2.resize(image_rgb[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _command_from_future(future_ego: np.ndarray) -> str:
@@ -157,7 +150,7 @@ def _samples_from_tracks(
                 env=source.split(":")[0],
                 seed=-1,
                 time_s=round(float(now - t[0]), 3),
-                images=np.stack([_square(images[i][1], config.image_size) for i in nearest]),
+                images=np.stack([square_image(images[i][1], config.image_size) for i in nearest]),
                 ego_history=history,
                 speed_mps=v_now,
                 acceleration_mps2=accel,
@@ -241,7 +234,7 @@ def samples_from_navsim_log(
             bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise AdapterError(f"{file}: not a readable image")
-            images.append(_square(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), config.image_size))
+            images.append(square_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), config.image_size))
         origin = poses[now]
         dynamic = np.asarray(frame["ego_dynamic_state"], dtype=np.float64)
         command_onehot = np.asarray(frame.get("driving_command", [0, 0, 0, 1]))

@@ -2,5 +2,6 @@
 
 from .constant_velocity import ConstantVelocityPlanner
 from .interface import Planner, PlannerConfig
+from .stop import stop_poses
 
-__all__ = ["ConstantVelocityPlanner", "Planner", "PlannerConfig"]
+__all__ = ["ConstantVelocityPlanner", "Planner", "PlannerConfig", "stop_poses"]

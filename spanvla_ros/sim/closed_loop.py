@@ -37,14 +37,9 @@ def run_episode(
     on_tick: Callable[[Scene, float], None] | None = None,
 ) -> tuple[EpisodeResult, np.ndarray, Scene]:
     """Drive one seeded episode; return its result, the ego path ``[T, 3]`` and the first scene."""
-    env = config.envs[seed % len(config.envs)]
-    world = HighwayWorld(WorldConfig(env=env, duration_s=config.duration_s))
+    world = episode_world(seed, config)
     scene = first = world.reset(seed)
-    speed = min(speed_limit_at(scene, config.max_reference_speed_mps), config.max_reference_speed_mps)
-    monitor = EpisodeMonitor(
-        scene.route_centerline_xy, route_length_m=config.achievable_fraction * speed * config.duration_s
-    )
-    monitor.update(scene, 0.0)
+    monitor = episode_monitor(scene, config)
     path = [scene.ego.pose.copy()]
     plan, plan_tick, origin, tick = None, 0, None, 0
     frames = _CameraFrames(planner, world.config.dt_s) if getattr(planner, "needs_camera", False) else None
@@ -60,6 +55,34 @@ def run_episode(
         if on_tick is not None:
             on_tick(scene, world.time_s)
     return monitor.result(), np.array(path), first
+
+
+def episode_world(seed: int, config: ClosedLoopConfig = ClosedLoopConfig()) -> HighwayWorld:
+    """The world of episode ``seed``: the scenes take turns by seed."""
+    return HighwayWorld(WorldConfig(env=config.envs[seed % len(config.envs)], duration_s=config.duration_s))
+
+
+def episode_monitor(first: Scene, config: ClosedLoopConfig = ClosedLoopConfig()) -> EpisodeMonitor:
+    """The metrics of an episode starting at ``first``, with its achievable route length."""
+    speed = min(speed_limit_at(first, config.max_reference_speed_mps), config.max_reference_speed_mps)
+    monitor = EpisodeMonitor(
+        first.route_centerline_xy, route_length_m=config.achievable_fraction * speed * config.duration_s
+    )
+    monitor.update(first, 0.0)
+    return monitor
+
+
+def plot_episode(first: Scene, path_states: np.ndarray, result: EpisodeResult, file: str | Path) -> Path:
+    """The driven path over the first scene, titled with the episode's driving score."""
+    from ..eval.report import plot_scene
+
+    return plot_scene(
+        first,
+        file,
+        tracked_states={"driven": path_states},
+        title=f"{first.metadata.get('env')} seed {first.metadata.get('seed')}: DS {result.driving_score:.2f}",
+        view_m=max(60.0, float(np.ptp(path_states[:, :2], axis=0).max()) * 1.2),
+    )
 
 
 class _CameraFrames:
@@ -94,8 +117,6 @@ def evaluate_closed_loop(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Aggregate driving score, route completion and collision rate over seeded episodes (per-episode rows too)."""
-    from ..eval.report import plot_scene
-
     results, rows = [], []
     for episode_seed in tqdm(
         range(seed, seed + episodes), desc=f"closed-loop {planner.name}", unit="ep", disable=not progress
@@ -104,13 +125,7 @@ def evaluate_closed_loop(
         results.append(result)
         rows.append({"seed": episode_seed, "env": first.metadata.get("env"), **result.to_dict()})
         if plots_dir is not None:
-            plot_scene(
-                first,
-                Path(plots_dir) / f"episode_{episode_seed}.png",
-                tracked_states={"driven": path},
-                title=f"{first.metadata.get('env')} seed {episode_seed}: DS {result.driving_score:.2f}",
-                view_m=max(60.0, float(np.ptp(path[:, :2], axis=0).max()) * 1.2),
-            )
+            plot_episode(first, path, result, Path(plots_dir) / f"episode_{episode_seed}.png")
     summary = aggregate_episodes(results)
     summary.update({"planner": planner.name, "seed": seed, "duration_s": config.duration_s, "episodes_detail": rows})
     return summary

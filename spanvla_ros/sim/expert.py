@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 
 from ..eval import ScorerConfig, score_trajectories
-from ..planning import Planner, PlannerConfig
+from ..planning import Planner, PlannerConfig, stop_poses
 from ..scene import Scene, Trajectory, lateral_offset, world_to_ego
 
 
@@ -96,7 +96,7 @@ class ExpertPlanner(Planner):
         if not plans:
             # The route ends within reach (a destination reached): come to a comfortable stop straight ahead.
             plans.append(
-                _straight_stop(
+                stop_poses(
                     ego.speed_mps, self.config.num_poses, self.config.dt_s, cfg.comfortable_deceleration_mps2
                 )
             )
@@ -145,14 +145,6 @@ def _poses_along(
     # At a standstill the path tangent may degenerate: hold the ego's heading.
     heading = np.where(np.linalg.norm(nxt - xy, axis=1) < 0.1, ego_pose[2], heading)
     return world_to_ego(np.column_stack([xy, heading]), ego_pose)
-
-
-def _straight_stop(speed_mps: float, num_poses: int, dt_s: float, deceleration_mps2: float) -> np.ndarray:
-    t = np.arange(1, num_poses + 1) * dt_s
-    t_stop = speed_mps / deceleration_mps2
-    tc = np.minimum(t, t_stop)
-    x = speed_mps * tc - 0.5 * deceleration_mps2 * tc**2
-    return np.column_stack([x, np.zeros(num_poses), np.zeros(num_poses)])
 
 
 def _stays_on_road(path: shapely.LineString, scene: Scene, check_m: float = 60.0) -> bool:

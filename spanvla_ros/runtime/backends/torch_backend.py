@@ -26,8 +26,15 @@ class TorchBackend(Backend):
         self._flow = FlowGraph(self.model)
 
     @classmethod
-    def from_artifact(cls, artifact: Path, device: str = "cpu", num_images: int = 2, **_: object) -> TorchBackend:
-        return cls(SpanVLA.load(artifact), device=device, num_images=num_images)
+    def from_artifact(
+        cls, artifact: Path, device: str = "cpu", num_images: int = 2, flow_steps: int = 0, threads: int = 0, **_: object
+    ) -> TorchBackend:
+        if threads:
+            torch.set_num_threads(threads)
+        backend = cls(SpanVLA.load(artifact), device=device, num_images=num_images)
+        if flow_steps:
+            backend._flow = FlowGraph(backend.model, num_steps=flow_steps)
+        return backend
 
     def _t(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)

@@ -1,0 +1,360 @@
+"""``planner_node``: the SpanVLA planner as a ROS 2 node (``spanvla_planner``).
+
+Inputs: camera images (``sensor_msgs/Image``, or ``CompressedImage`` for topics ending in ``/compressed``; sensor-data
+QoS), ``nav_msgs/Odometry`` and a driving command (``std_msgs/String``). Outputs: ``~/output/trajectory``
+(``nav_msgs/Path``), ``~/output/reasoning`` (``std_msgs/String``), ``~/output/markers`` (RViz), ``/diagnostics`` and
+``~/debug/*_ms`` timings (``std_msgs/Float64``).
+
+Reasoning (VLM prefill + decoding) runs in its own worker thread at the reasoning rate; the action expert runs on a
+timer at the planning rate on the newest reasoning cache and odometry, so a slow reasoning pass never holds a plan
+back. A planning cycle waits for that instant's odometry (a simulator publishes the clock before the sensors). A
+watchdog restarts a hung reasoning worker. Stale or invalid inputs give a stop trajectory and an ERROR diagnostic.
+The node imports no torch or TensorRT itself: the backend is loaded by name.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry, Path
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float64, String
+from visualization_msgs.msg import MarkerArray
+
+from ..runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner, Status
+from .conversions import (
+    ImageConversionError,
+    diagnostic_array,
+    image_to_rgb,
+    marker_array,
+    odometry_to_pose,
+    path_message,
+    stamp_seconds,
+    worst_level,
+)
+from .parameters import Param, declare
+
+NODE_NAME = "spanvla_planner"
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+PARAMETERS = [
+    Param("checkpoint", "model:default", "Model artefact: model:default, a checkpoint directory (torch backend) or an "
+          "export directory (onnxruntime, tensorrt)"),
+    Param("backend", "torch", "Inference backend", choices=BACKENDS),
+    Param("fallback_backend", "", "Backend to start with when `backend` cannot load ('' = none: exit with an error)",
+          choices=("", *BACKENDS)),
+    Param("fallback_checkpoint", "", "Artefact for the fallback backend ('' = `checkpoint`)"),
+    Param("precision", "fp16", "TensorRT engine precision", choices=("fp16", "fp32")),
+    Param("device", "cpu", "Where inference runs (torch device / ONNX Runtime provider)", choices=("cpu", "cuda")),
+    Param("num_threads", 1, "CPU threads for inference (0 = the library's default)", 0, 64),
+    Param("planning_rate_hz", 10.0, "Rate of the action expert (trajectory publication)", 0.5, 50.0),
+    Param("reasoning_rate_hz", 2.0, "Highest rate of VLM reasoning passes", 0.1, 20.0),
+    Param("flow_steps", 0, "Euler steps of the flow (0 = the artefact's; torch backend only)", 0, 100),
+    Param("max_reasoning_tokens", 0, "Token budget of a reasoning pass (0 = the artefact's)", 0, 1024),
+    Param("history_length", 0, "Ego history poses (2 Hz) the model reads (0 = the artefact's; else must match it)",
+          0, 32),
+    Param("output_frame", "base_link", "Frame of the published path: `base_frame` (ego at plan time) or the "
+          "odometry's frame (e.g. odom or map)"),
+    Param("base_frame", "base_link", "The ego's rear-axle frame id"),
+    Param("camera_topics", ["/camera/front/image_raw"], "Camera topics, one per camera, in the model's camera order "
+          "(sensor_msgs/Image; CompressedImage when the topic ends in /compressed)"),
+    Param("odometry_topic", "/odom", "Ego odometry (nav_msgs/Odometry, rear axle)"),
+    Param("command_topic", "/planning/driving_command", "Driving command (std_msgs/String: left, straight, right, "
+          "unknown, or a CARLA RoadOption name)"),
+    Param("camera_timeout_s", 1.0, "A camera silent this long → stop trajectory + ERROR", 0.05, 60.0),
+    Param("odometry_timeout_s", 0.5, "Odometry silent this long → stop trajectory + ERROR", 0.05, 60.0),
+    Param("reasoning_warn_s", 3.0, "Plans from a reasoning older than this → WARN", 0.1, 600.0),
+    Param("reasoning_timeout_s", 10.0, "Reasoning older than this → stop trajectory + ERROR", 0.1, 600.0),
+    Param("reasoning_hang_s", 10.0, "Wall seconds one reasoning pass may take before the watchdog restarts the "
+          "worker", 0.5, 600.0),
+    Param("stop_deceleration_mps2", 3.0, "Braking of the stop trajectory", 0.5, 10.0),
+    Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics (also sent at once when a level changes)", 0.1, 10.0),
+]  # fmt: skip
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (artefact missing or tampered, backend unavailable, parameters inconsistent)."""
+
+
+def resolve_artifact(spec: str) -> str:
+    if spec in ("model:default", "default", ""):
+        from ..models import default_checkpoint
+
+        return str(default_checkpoint())
+    return spec.removeprefix("model:")
+
+
+def load_runtime(params: dict[str, Any], log) -> tuple[Any, str]:
+    """The runtime for ``backend`` over ``checkpoint``, or for the fallback when configured; raises StartupError."""
+    from ..runtime import SpanVLARuntime
+
+    def attempt(backend: str, spec: str):
+        options: dict[str, Any] = {"threads": params["num_threads"]}
+        if backend == "torch":
+            options.update(device=params["device"], flow_steps=params["flow_steps"])
+        elif backend == "onnxruntime" and params["device"] == "cpu":
+            options["providers"] = ["CPUExecutionProvider"]
+        elif backend == "tensorrt":
+            options["precision"] = params["precision"]
+        return SpanVLARuntime.from_checkpoint_or_export(backend, resolve_artifact(spec), **options)
+
+    try:
+        return attempt(params["backend"], params["checkpoint"]), params["backend"]
+    except Exception as exc:
+        message = f"cannot load backend '{params['backend']}' from '{params['checkpoint']}': {exc}"
+        fallback = params["fallback_backend"]
+        if not fallback:
+            raise StartupError(message) from exc
+        log.error(f"{message}; falling back to '{fallback}'")
+        try:
+            return attempt(fallback, params["fallback_checkpoint"] or params["checkpoint"]), fallback
+        except Exception as fallback_exc:
+            raise StartupError(f"{message}; the fallback '{fallback}' failed too: {fallback_exc}") from fallback_exc
+
+
+class PlannerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = p = declare(self, PARAMETERS)
+        runtime, self.backend_name = load_runtime(p, self.get_logger())
+        meta = runtime.meta
+        if p["history_length"] and p["history_length"] != meta["history_len"]:
+            raise StartupError(
+                f"history_length {p['history_length']} differs from the artefact's {meta['history_len']}: "
+                "set 0 or re-train the model with that history"
+            )
+        config = OnlineConfig(
+            planning_rate_hz=p["planning_rate_hz"],
+            reasoning_rate_hz=p["reasoning_rate_hz"],
+            camera_timeout_s=p["camera_timeout_s"],
+            odometry_timeout_s=p["odometry_timeout_s"],
+            reasoning_warn_s=p["reasoning_warn_s"],
+            reasoning_timeout_s=max(p["reasoning_timeout_s"], p["reasoning_warn_s"]),
+            stop_deceleration_mps2=p["stop_deceleration_mps2"],
+            max_reasoning_tokens=p["max_reasoning_tokens"] or None,
+        )
+        try:
+            self.core = OnlinePlanner(runtime, list(p["camera_topics"]), config)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from exc
+
+        inputs, planning, housekeeping = (
+            ReentrantCallbackGroup(),
+            MutuallyExclusiveCallbackGroup(),
+            MutuallyExclusiveCallbackGroup(),
+        )
+        self.path_pub = self.create_publisher(Path, "~/output/trajectory", 10)
+        self.reasoning_pub = self.create_publisher(String, "~/output/reasoning", 10)
+        self.markers_pub = self.create_publisher(MarkerArray, "~/output/markers", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.debug_pubs = {
+            name: self.create_publisher(Float64, f"~/debug/{name}", 10)
+            for name in ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
+        }
+        for topic in p["camera_topics"]:
+            msg_type = CompressedImage if topic.rstrip("/").endswith("/compressed") else Image
+            self.create_subscription(
+                msg_type, topic, lambda msg, name=topic: self._on_image(name, msg), qos_profile_sensor_data,
+                callback_group=inputs,
+            )  # fmt: skip
+        self.create_subscription(
+            Odometry, p["odometry_topic"], self._on_odometry, qos_profile_sensor_data, callback_group=inputs
+        )
+        self.create_subscription(
+            String, p["command_topic"], self._on_command,
+            QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE), callback_group=inputs,
+        )  # fmt: skip
+
+        self._plan_lock = threading.Lock()
+        self._due_s: float | None = None
+        self._last_levels: dict[str, Level] = {}
+        self._running = True
+        self._wake = threading.Event()
+        self._worker_generation = 0
+        self._pass_started_wall: float | None = None
+        self.worker_restarts = 0
+        self._start_worker()
+        self.create_timer(1.0 / p["planning_rate_hz"], self._on_planning_timer, callback_group=planning)
+        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=housekeeping)
+        self.get_logger().info(
+            f"planning at {p['planning_rate_hz']} Hz with backend '{self.backend_name}' on {len(p['camera_topics'])} "
+            f"camera(s) × {self.core.frames_per_camera} frame(s), {self.core.num_poses} poses every "
+            f"{self.core.dt_s} s, output frame '{p['output_frame']}'"
+        )
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- inputs ----------------------------------------------------------------------------------------------------
+
+    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
+        stamp = stamp_seconds(msg.header.stamp)
+        try:
+            self.core.add_image(camera, stamp, image_to_rgb(msg))
+        except ImageConversionError as exc:
+            self.core.reject(camera, stamp, str(exc))
+            self._warn_throttled(f"camera {camera}: {exc}")
+            return
+        except InputRejected as exc:
+            self._warn_throttled(f"camera {camera}: {exc}")
+            return
+        self._wake.set()
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        stamp = stamp_seconds(msg.header.stamp)
+        try:
+            pose, speed = odometry_to_pose(msg)
+            self.core.add_odometry(stamp, pose, speed, msg.header.frame_id)
+        except InputRejected as exc:
+            self._warn_throttled(f"odometry: {exc}")
+            return
+        except ValueError as exc:
+            self.core.reject("odometry", stamp, str(exc))
+            self._warn_throttled(f"odometry: {exc}")
+            return
+        self._try_plan()
+
+    def _on_command(self, msg: String) -> None:
+        try:
+            self.core.set_command(self._now(), msg.data)
+        except InputRejected as exc:
+            self._warn_throttled(str(exc))
+
+    def _warn_throttled(self, text: str) -> None:
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
+
+    # --- planning --------------------------------------------------------------------------------------------------
+
+    def _on_planning_timer(self) -> None:
+        with self._plan_lock:
+            self._due_s = self._now()
+        self._try_plan()
+
+    def _try_plan(self) -> None:
+        """Plan the due cycle once its odometry and a reasoning are in (see OnlinePlanner.plan)."""
+        with self._plan_lock:
+            if self._due_s is None:
+                return
+            now = self._now()
+            plan = self.core.plan(now, self._due_s)
+            if plan is None:
+                return
+            due, self._due_s = self._due_s, None
+        p = self.params
+        self.path_pub.publish(path_message(plan, p["output_frame"], p["base_frame"]))
+        self.markers_pub.publish(marker_array(plan, p["output_frame"], p["base_frame"]))
+        self._debug("planning_ms", plan.planning_ms)
+        self._debug("cycle_delay_ms", 1e3 * (now - due))
+        if plan.reasoning_age_s is not None:
+            self._debug("reasoning_age_ms", 1e3 * plan.reasoning_age_s)
+        if plan.safe_stop:
+            self.get_logger().error(f"stop trajectory: {plan.stop_reason}", throttle_duration_sec=2.0)
+            self._publish_diagnostics(only_on_change=True)
+
+    def _debug(self, name: str, value: float) -> None:
+        self.debug_pubs[name].publish(Float64(data=float(value)))
+
+    # --- reasoning worker and watchdog -----------------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        self._worker_generation += 1
+        threading.Thread(
+            target=self._reasoning_loop, args=(self._worker_generation,), name="spanvla-reasoning", daemon=True
+        ).start()
+
+    def _reasoning_loop(self, generation: int) -> None:
+        while self._running and generation == self._worker_generation:
+            self._wake.wait(timeout=0.05)
+            self._wake.clear()
+            inputs = self.core.reasoning_inputs(self._now())
+            if inputs is None:
+                continue
+            self._pass_started_wall = time.monotonic()
+            start = time.perf_counter()
+            try:
+                result = self.core.run_reasoning(inputs)
+            except Exception as exc:  # a failed pass: plans continue on the last good cache
+                self.core.reasoning_failed(self._now(), f"{type(exc).__name__}: {exc}")
+                self.get_logger().error(f"reasoning pass failed: {exc}", throttle_duration_sec=2.0)
+                continue
+            finally:
+                if generation == self._worker_generation:
+                    self._pass_started_wall = None
+            if generation != self._worker_generation:
+                return  # the watchdog replaced this worker; its late result is dropped
+            elapsed_ms = 1e3 * (time.perf_counter() - start)
+            if self.core.set_reasoning(inputs, result):
+                self.reasoning_pub.publish(String(data=result.text))
+                self._debug("reasoning_ms", elapsed_ms)
+                self._try_plan()
+
+    def _check_worker(self) -> None:
+        started = self._pass_started_wall
+        limit = self.params["reasoning_hang_s"]
+        if started is not None and time.monotonic() - started > limit:
+            self.worker_restarts += 1
+            self._pass_started_wall = None
+            self.core.reasoning_failed(
+                self._now(), f"a reasoning pass hung for more than {limit} s: worker restarted "
+                f"({self.worker_restarts} restart(s))",
+            )  # fmt: skip
+            self.get_logger().error(f"reasoning worker hung > {limit} s: restarting it")
+            self._start_worker()
+
+    # --- health ----------------------------------------------------------------------------------------------------
+
+    def _on_housekeeping(self) -> None:
+        self._check_worker()
+        self._publish_diagnostics()
+
+    def _statuses(self) -> list[Status]:
+        statuses = self.core.statuses(self._now())
+        statuses.append(
+            Status("backend", Level.OK, f"backend '{self.backend_name}'", {"worker_restarts": str(self.worker_restarts)})
+        )
+        return statuses
+
+    def _publish_diagnostics(self, only_on_change: bool = False) -> None:
+        statuses = self._statuses()
+        levels = {s.name: s.level for s in statuses}
+        if only_on_change and levels == self._last_levels:
+            return
+        self._last_levels = levels
+        self.diagnostics_pub.publish(diagnostic_array(statuses, self._now(), NODE_NAME))
+
+    def destroy_node(self) -> None:
+        self._running = False
+        self._wake.set()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = PlannerNode()
+            except (StartupError, ValueError) as exc:
+                rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
+                return 1
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+"""The planner as it runs on a vehicle, without ROS: bounded input buffers (per-camera frame history at 2 Hz, the
+odometry track), input checks, the reasoning/planning split, the safe stop, and the health of every input.
+
+The ROS node (``spanvla_ros.ros.planner_node``) and the deterministic bag replay both drive this one object, so what
+is replayed is what runs on the car. Times are seconds on the inputs' clock (message stamps, sim time in a simulator).
+Thread use: inputs and ``plan`` may come from executor threads while a worker runs ``run_reasoning``; every state
+change happens under one lock, and the slow model call runs outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from ..inputs import square_image
+from ..planning import stop_poses
+from ..scene import DrivingCommand, world_to_ego
+from .pipeline import ReasoningResult, SpanVLARuntime
+
+#: Free-text and CARLA RoadOption names accepted as driving commands (case-insensitive).
+COMMAND_ALIASES = {
+    "left": "left",
+    "turn left": "left",
+    "changelaneleft": "left",
+    "straight": "straight",
+    "go straight": "straight",
+    "lanefollow": "straight",
+    "right": "right",
+    "turn right": "right",
+    "changelaneright": "right",
+    "unknown": "unknown",
+    "void": "unknown",
+}
+MAX_IMAGE_SIDE_PX = 8192
+
+
+class Level(IntEnum):
+    """Diagnostic levels, numbered as ``diagnostic_msgs/DiagnosticStatus``."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+
+
+class InputRejected(ValueError):
+    """An input message was dropped; the message says why."""
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    level: Level
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Deployment knobs of the online planner (the model's shapes come from the artefact)."""
+
+    planning_rate_hz: float = 10.0
+    reasoning_rate_hz: float = 2.0
+    camera_timeout_s: float = 1.0
+    odometry_timeout_s: float = 0.5
+    #: Plans go on from a reasoning this old (WARN beyond ``reasoning_warn_s``); older → stop (ERROR).
+    reasoning_warn_s: float = 3.0
+    reasoning_timeout_s: float = 10.0
+    stop_deceleration_mps2: float = 3.0
+    max_reasoning_tokens: int | None = None
+    #: An odometry step longer than this (or faster than ``max_speed_mps``) is a relocalisation: history restarts.
+    odometry_jump_m: float = 10.0
+    max_speed_mps: float = 70.0
+    #: A stamp this far behind the newest is a clock reset (bag loop, simulator restart): everything restarts.
+    clock_reset_s: float = 1.0
+    max_plan_extent_m: float = 200.0
+    #: How long a dropped message keeps its input at WARN.
+    rejection_memory_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.reasoning_timeout_s < self.reasoning_warn_s:
+            raise ValueError("reasoning_timeout_s must be >= reasoning_warn_s")
+
+
+@dataclass(frozen=True)
+class PlanOutput:
+    """One planning cycle's result. ``poses_ego [N, 3]`` start at ``stamp_s`` (the odometry time planned from); the
+    i-th pose is at ``stamp_s + (i+1)·dt_s``. ``origin [3]`` is the ego pose in ``odom_frame`` (None without
+    odometry)."""
+
+    stamp_s: float
+    poses_ego: np.ndarray
+    dt_s: float
+    origin: np.ndarray | None
+    odom_frame: str
+    safe_stop: bool
+    stop_reason: str
+    reasoning_text: str
+    reasoning_age_s: float | None
+    planning_ms: float
+
+
+@dataclass(frozen=True)
+class ReasoningInputs:
+    stamp_s: float
+    images: np.ndarray  # [cameras·frames, S, S, 3] uint8, per camera oldest first
+    command: str
+    speed_mps: float
+    acceleration_mps2: float
+    history_ego: np.ndarray  # [H, 3]
+    generation: int
+
+
+class _Input:
+    """Arrival bookkeeping for one input: last stamp, counts, the last rejection."""
+
+    def __init__(self) -> None:
+        self.last_stamp_s: float | None = None
+        self.received = 0
+        self.rejected = 0
+        self.last_rejection: tuple[float, str] | None = None
+        self.arrivals: deque[float] = deque(maxlen=20)
+
+    def accept(self, stamp_s: float) -> None:
+        self.last_stamp_s = stamp_s
+        self.received += 1
+        self.arrivals.append(stamp_s)
+
+    def reject(self, stamp_s: float, reason: str) -> None:
+        self.rejected += 1
+        self.last_rejection = (stamp_s, reason)
+
+    def rate_hz(self) -> float:
+        if len(self.arrivals) < 2 or self.arrivals[-1] <= self.arrivals[0]:
+            return 0.0
+        return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
+
+    def values(self) -> dict[str, str]:
+        return {"received": str(self.received), "dropped": str(self.rejected), "rate_hz": f"{self.rate_hz():.1f}"}
+
+
+class OnlinePlanner:
+    """SpanVLA on live inputs: feed images, odometry and commands; call ``run_reasoning`` from a worker at the
+    reasoning rate and ``plan`` at the planning rate."""
+
+    def __init__(self, runtime: SpanVLARuntime, cameras: list[str], config: OnlineConfig = OnlineConfig()) -> None:
+        meta = runtime.meta
+        if not cameras:
+            raise ValueError("at least one camera is needed")
+        if meta["num_images"] % len(cameras):
+            raise ValueError(
+                f"the model takes {meta['num_images']} images, which {len(cameras)} cameras cannot share evenly: "
+                f"configure a camera count that divides {meta['num_images']}"
+            )
+        self.runtime = runtime
+        self.config = config
+        self.cameras = list(cameras)
+        self.frames_per_camera = meta["num_images"] // len(cameras)
+        self.image_size = int(meta["image_size"])
+        self.num_poses, self.dt_s = int(meta["num_poses"]), float(meta["dt_s"])
+        self.history_len, self.history_dt_s = int(meta["history_len"]), float(meta["history_dt_s"])
+        self.frame_dt_s = float(meta.get("camera_dt_s", self.history_dt_s))
+        self._lock = threading.RLock()
+        self._camera_inputs = {name: _Input() for name in self.cameras}
+        self._odometry_input = _Input()
+        self._command_input = _Input()
+        self._command = DrivingCommand.UNKNOWN.value
+        self._reset_state(None)
+        self._reasoning_failure: tuple[float, str] | None = None
+        self._events: deque[tuple[float, Level, str, str]] = deque(maxlen=20)
+        self.last_plan: PlanOutput | None = None
+
+    def _reset_state(self, now_s: float | None) -> None:
+        span = (self.frames_per_camera - 1) * self.frame_dt_s + 2.0
+        self._frames = {name: deque() for name in self.cameras}
+        self._frame_span_s = span
+        self._odometry: deque[np.ndarray] = deque()  # rows (t, x, y, yaw_unwrapped, speed)
+        self._odom_frame = ""
+        self._reasoning: ReasoningResult | None = None
+        self._reasoning_stamp_s: float | None = None
+        self._reasoning_started_s: float | None = None
+        self._last_reasoned_stamp_s: float | None = None
+        self._waiting_since_s = now_s
+        self._generation = getattr(self, "_generation", 0) + 1
+
+    # --- inputs ----------------------------------------------------------------------------------------------------
+
+    def add_image(self, camera: str, stamp_s: float, image_rgb: np.ndarray) -> None:
+        """Store a camera frame ``[H, W, 3]`` uint8 RGB (resized to the model's input); raises InputRejected."""
+        with self._lock:
+            record = self._camera_inputs.get(camera)
+            if record is None:
+                raise InputRejected(f"unknown camera '{camera}' (configured: {self.cameras})")
+            try:
+                image = np.asarray(image_rgb)
+                if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                    raise InputRejected(f"image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+                if min(image.shape[:2]) < 1:
+                    raise InputRejected(f"image has zero size {list(image.shape)}")
+                self._check_time(record, stamp_s, f"camera {camera}")
+            except InputRejected as exc:
+                record.reject(stamp_s if np.isfinite(stamp_s) else 0.0, str(exc))
+                raise
+            frames = self._frames[camera]
+            frames.append((stamp_s, square_image(image, self.image_size)))
+            while frames and frames[0][0] < stamp_s - self._frame_span_s:
+                frames.popleft()
+            record.accept(stamp_s)
+            self._start_waiting(stamp_s)
+
+    def add_odometry(self, stamp_s: float, pose: np.ndarray, speed_mps: float, frame_id: str = "odom") -> None:
+        """Store an ego pose ``(x, y, yaw)`` (rear axle, ``frame_id``) and speed; raises InputRejected."""
+        with self._lock:
+            record = self._odometry_input
+            pose = np.asarray(pose, dtype=np.float64)
+            try:
+                if pose.shape != (3,) or not (np.isfinite(pose).all() and np.isfinite(speed_mps)):
+                    raise InputRejected(f"odometry must be finite, got pose {pose.tolist()} speed {speed_mps}")
+                self._check_time(record, stamp_s, "odometry")
+            except InputRejected as exc:
+                record.reject(stamp_s if np.isfinite(stamp_s) else 0.0, str(exc))
+                raise
+            if self._odometry:
+                last = self._odometry[-1]
+                step_m = float(np.hypot(pose[0] - last[1], pose[1] - last[2]))
+                dt = stamp_s - last[0]
+                if step_m > self.config.odometry_jump_m or step_m > self.config.max_speed_mps * max(dt, 0.05):
+                    self._event(stamp_s, Level.WARN, "odometry", f"odometry jumped {step_m:.1f} m: history restarted")
+                    self._reset_state(stamp_s)
+                elif frame_id != self._odom_frame:
+                    self._event(stamp_s, Level.WARN, "odometry", f"odometry frame changed to '{frame_id}'")
+                    self._reset_state(stamp_s)
+            yaw = pose[2]
+            if self._odometry:
+                yaw = self._odometry[-1][3] + float(np.angle(np.exp(1j * (pose[2] - self._odometry[-1][3]))))
+            self._odometry.append(np.array([stamp_s, pose[0], pose[1], yaw, speed_mps]))
+            self._odom_frame = frame_id
+            span = (self.history_len - 1) * self.history_dt_s + 1.0
+            while len(self._odometry) > 2 and self._odometry[1][0] < stamp_s - span:
+                self._odometry.popleft()
+            record.accept(stamp_s)
+            self._start_waiting(stamp_s)
+
+    def set_command(self, stamp_s: float, text: str) -> None:
+        with self._lock:
+            command = COMMAND_ALIASES.get(str(text).strip().lower())
+            if command is None:
+                reason = f"unknown driving command '{str(text)[:40]}' ignored; keeping '{self._command}'"
+                self._command_input.reject(stamp_s, reason)
+                raise InputRejected(reason)
+            self._command = command
+            self._command_input.accept(stamp_s)
+
+    def reject(self, source: str, stamp_s: float, reason: str) -> None:
+        """Record a message the caller could not even decode (``source``: a camera name or "odometry")."""
+        with self._lock:
+            record = self._odometry_input if source == "odometry" else self._camera_inputs.get(source)
+            if record is not None:
+                record.reject(stamp_s, reason)
+
+    def _check_time(self, record: _Input, stamp_s: float, what: str) -> None:
+        if not np.isfinite(stamp_s):
+            raise InputRejected(f"{what}: stamp is not finite")
+        last = record.last_stamp_s
+        if last is None or stamp_s > last:
+            return
+        if stamp_s < last - self.config.clock_reset_s:
+            self._event(stamp_s, Level.WARN, what, f"time went back {last - stamp_s:.1f} s: all inputs restarted")
+            self._reset_state(stamp_s)
+            for other in [*self._camera_inputs.values(), self._odometry_input]:
+                other.last_stamp_s = None
+            return
+        raise InputRejected(f"{what}: stamp {stamp_s:.3f} is not after the previous {last:.3f} (out of order)")
+
+    def _start_waiting(self, stamp_s: float) -> None:
+        if self._waiting_since_s is None:
+            self._waiting_since_s = stamp_s
+
+    def _event(self, stamp_s: float, level: Level, source: str, message: str) -> None:
+        self._events.append((stamp_s, level, source, message))
+
+    # --- state derived from the buffers ----------------------------------------------------------------------------
+
+    def _ego_now(self) -> tuple[float, np.ndarray, float, float, np.ndarray]:
+        """(stamp, pose [3], speed, acceleration, history in the ego frame [H, 3]) from the odometry track."""
+        track = np.array(self._odometry)
+        t, x, y, yaw, speed = track.T
+        t0 = t[-1]
+        pose = np.array([x[-1], y[-1], yaw[-1]])
+        times = t0 - np.arange(self.history_len - 1, -1, -1) * self.history_dt_s
+        history = np.column_stack([np.interp(times, t, x), np.interp(times, t, y), np.interp(times, t, yaw)])
+        # Before the track covers the history span, assume the ego came at its oldest known speed and heading.
+        before = times < t[0]
+        if before.any():
+            back = (t[0] - times[before]) * speed[0]
+            history[before, 0] = x[0] - back * np.cos(yaw[0])
+            history[before, 1] = y[0] - back * np.sin(yaw[0])
+            history[before, 2] = yaw[0]
+        half = self.history_dt_s
+        acceleration = (speed[-1] - float(np.interp(t0 - half, t, speed))) / half if t0 - t[0] >= half else 0.0
+        return t0, pose, float(speed[-1]), float(acceleration), world_to_ego(history, pose)
+
+    def _frames_for_reasoning(self) -> tuple[float, np.ndarray] | None:
+        picks, newest = [], []
+        for name in self.cameras:
+            frames = self._frames[name]
+            if not frames:
+                return None
+            stamps = np.array([s for s, _ in frames])
+            newest.append(stamps[-1])
+            for k in range(self.frames_per_camera - 1, -1, -1):
+                picks.append(frames[int(np.argmin(np.abs(stamps - (stamps[-1] - k * self.frame_dt_s))))][1])
+        return float(min(newest)), np.stack(picks)
+
+    # --- reasoning -------------------------------------------------------------------------------------------------
+
+    def reasoning_inputs(self, now_s: float) -> ReasoningInputs | None:
+        """What the next reasoning pass needs, when one is due (its period has passed and new frames arrived)."""
+        with self._lock:
+            if not self._odometry:
+                return None
+            frames = self._frames_for_reasoning()
+            if frames is None:
+                return None
+            stamp, images = frames
+            started = self._reasoning_started_s
+            if started is not None and now_s - started < 1.0 / self.config.reasoning_rate_hz - 1e-6:
+                return None
+            if self._last_reasoned_stamp_s is not None and stamp <= self._last_reasoned_stamp_s:
+                return None
+            _, _, speed, acceleration, history = self._ego_now()
+            self._reasoning_started_s = now_s
+            self._last_reasoned_stamp_s = stamp
+            return ReasoningInputs(stamp, images, self._command, speed, acceleration, history, self._generation)
+
+    def run_reasoning(self, inputs: ReasoningInputs) -> ReasoningResult:
+        """The slow part (VLM prefill + decoding), outside the lock; hand the result to ``set_reasoning``."""
+        return self.runtime.reason(
+            inputs.images,
+            inputs.command,
+            inputs.speed_mps,
+            inputs.acceleration_mps2,
+            inputs.history_ego,
+            self.config.max_reasoning_tokens,
+        )
+
+    def set_reasoning(self, inputs: ReasoningInputs, result: ReasoningResult) -> bool:
+        """Adopt a finished pass (False when the inputs restarted meanwhile, e.g. after an odometry jump)."""
+        with self._lock:
+            if inputs.generation != self._generation:
+                return False
+            self._reasoning, self._reasoning_stamp_s = result, inputs.stamp_s
+            self._reasoning_failure = None
+            return True
+
+    def reasoning_failed(self, stamp_s: float, message: str) -> None:
+        with self._lock:
+            self._reasoning_failure = (stamp_s, message)
+
+    @property
+    def reasoning(self) -> ReasoningResult | None:
+        return self._reasoning
+
+    # --- planning --------------------------------------------------------------------------------------------------
+
+    def plan(self, now_s: float, tick_s: float | None = None) -> PlanOutput | None:
+        """Plan for the cycle at ``tick_s`` (default ``now_s``): the expert on the newest reasoning and odometry, or a
+        stop trajectory when an input is stale or the result is invalid. None means "not yet": this cycle's odometry
+        or the first reasoning has not arrived and neither has timed out; call again when an input arrives."""
+        cfg = self.config
+        tick_s = now_s if tick_s is None else tick_s
+        with self._lock:
+            start = time.perf_counter()
+            if not self._odometry:
+                return self._stop(now_s, start, "no odometry received")
+            t0 = self._odometry[-1][0]
+            if now_s - t0 > cfg.odometry_timeout_s:
+                return self._stop(now_s, start, f"odometry is {now_s - t0:.2f} s old")
+            for name in self.cameras:
+                frames = self._frames[name]
+                if not frames:
+                    if self._waited(now_s) > cfg.camera_timeout_s:
+                        return self._stop(now_s, start, f"no image from camera {name}")
+                    return None
+                if now_s - frames[-1][0] > cfg.camera_timeout_s:
+                    return self._stop(now_s, start, f"camera {name} is {now_s - frames[-1][0]:.2f} s old")
+            if t0 < tick_s - 0.5 / cfg.planning_rate_hz:
+                return None  # this cycle's odometry is on its way
+            if self._reasoning is None:
+                if self._waited(now_s) <= cfg.reasoning_warn_s:
+                    return None
+                return self._stop(now_s, start, "no reasoning pass has finished yet")
+            age = now_s - self._reasoning_stamp_s
+            if age > cfg.reasoning_timeout_s:
+                return self._stop(now_s, start, f"the newest reasoning is {age:.1f} s old")
+            stamp, pose, _, _, history = self._ego_now()
+            try:
+                poses = np.asarray(self.runtime.plan(self._reasoning, history), dtype=np.float64)
+            except Exception as exc:  # a backend failure must still end in a safe plan
+                return self._stop(now_s, start, f"the action expert failed: {exc}")
+            if poses.shape != (self.num_poses, 3) or not np.isfinite(poses).all():
+                return self._stop(now_s, start, "the action expert returned a non-finite trajectory")
+            if np.abs(poses[:, :2]).max() > cfg.max_plan_extent_m:
+                return self._stop(now_s, start, f"the plan leaves the {cfg.max_plan_extent_m:.0f} m plausibility box")
+            out = PlanOutput(
+                stamp, poses, self.dt_s, pose, self._odom_frame, False, "", self._reasoning.text, age,
+                1e3 * (time.perf_counter() - start),
+            )  # fmt: skip
+            self.last_plan = out
+            return out
+
+    def _waited(self, now_s: float) -> float:
+        return 0.0 if self._waiting_since_s is None else now_s - self._waiting_since_s
+
+    def _stop(self, now_s: float, start: float, reason: str) -> PlanOutput:
+        if self._odometry:
+            stamp, pose, speed, _, _ = self._ego_now()
+        else:
+            stamp, pose, speed = now_s, None, 0.0
+        poses = stop_poses(speed, self.num_poses, self.dt_s, self.config.stop_deceleration_mps2)
+        age = None if self._reasoning_stamp_s is None else now_s - self._reasoning_stamp_s
+        out = PlanOutput(
+            stamp, poses, self.dt_s, pose, self._odom_frame, True, reason, "", age, 1e3 * (time.perf_counter() - start)
+        )
+        self.last_plan = out
+        return out
+
+    # --- health ----------------------------------------------------------------------------------------------------
+
+    def statuses(self, now_s: float) -> list[Status]:
+        """One status per input plus reasoning and planning, each naming its problem."""
+        cfg = self.config
+        with self._lock:
+            out = [
+                self._input_status(f"camera {name}", record, now_s, cfg.camera_timeout_s)
+                for name, record in self._camera_inputs.items()
+            ]
+            out.append(self._input_status("odometry", self._odometry_input, now_s, cfg.odometry_timeout_s))
+            out.append(self._command_status(now_s))
+            out.append(self._reasoning_status(now_s))
+            plan = self.last_plan
+            if plan is None:
+                out.append(Status("planning", Level.WARN, "no plan published yet"))
+            elif plan.safe_stop:
+                out.append(Status("planning", Level.ERROR, f"publishing a stop trajectory: {plan.stop_reason}"))
+            else:
+                out.append(Status("planning", Level.OK, "planning", {"planning_ms": f"{plan.planning_ms:.1f}"}))
+            return out
+
+    def _recent_event(self, source: str, now_s: float) -> str | None:
+        for stamp, _, event_source, message in reversed(self._events):
+            if event_source == source and now_s - stamp <= self.config.rejection_memory_s:
+                return message
+        return None
+
+    def _input_status(self, name: str, record: _Input, now_s: float, timeout_s: float) -> Status:
+        values = record.values()
+        if record.last_stamp_s is None:
+            if record.last_rejection is not None:
+                return Status(name, Level.ERROR, f"every message dropped: {record.last_rejection[1]}", values)
+            return Status(name, Level.ERROR, "no message received yet", values)
+        age = now_s - record.last_stamp_s
+        values["age_s"] = f"{age:.2f}"
+        if age > timeout_s:
+            return Status(name, Level.ERROR, f"stale: last message {age:.2f} s ago (timeout {timeout_s} s)", values)
+        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
+            return Status(name, Level.WARN, f"dropped a message: {record.last_rejection[1]}", values)
+        event = self._recent_event(name, now_s)
+        if event is not None:
+            return Status(name, Level.WARN, event, values)
+        return Status(name, Level.OK, "receiving", values)
+
+    def _command_status(self, now_s: float) -> Status:
+        record = self._command_input
+        values = {"command": self._command, **record.values()}
+        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
+            return Status("command", Level.WARN, record.last_rejection[1], values)
+        if record.last_stamp_s is None:
+            return Status("command", Level.OK, "no command received: planning with 'unknown'", values)
+        return Status("command", Level.OK, f"following '{self._command}'", values)
+
+    def _reasoning_status(self, now_s: float) -> Status:
+        cfg = self.config
+        if self._reasoning_failure is not None:
+            return Status("reasoning", Level.ERROR, f"reasoning failed: {self._reasoning_failure[1]}")
+        if self._reasoning is None:
+            return Status("reasoning", Level.WARN, "waiting for the first reasoning pass")
+        age = now_s - self._reasoning_stamp_s
+        values = {"age_s": f"{age:.2f}", "tokens": str(len(self._reasoning.token_ids))}
+        if age > cfg.reasoning_timeout_s:
+            return Status("reasoning", Level.ERROR, f"the newest reasoning is {age:.1f} s old: stopping", values)
+        if age > cfg.reasoning_warn_s:
+            return Status("reasoning", Level.WARN, f"the newest reasoning is {age:.1f} s old", values)
+        return Status("reasoning", Level.OK, "reasoning", values)
