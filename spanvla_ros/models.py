@@ -15,7 +15,7 @@ def default_checkpoint() -> Path:
 
         try:
             candidates.insert(0, Path(get_package_share_directory("spanvla_ros")) / "models" / "default")
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed, or AMENT_PREFIX_PATH unset
             pass
     except ImportError:
         pass

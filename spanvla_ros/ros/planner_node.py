@@ -5,9 +5,12 @@ QoS), ``nav_msgs/Odometry`` and a driving command (``std_msgs/String``). Outputs
 (``nav_msgs/Path``), ``~/output/reasoning`` (``std_msgs/String``), ``~/output/markers`` (RViz), ``/diagnostics`` and
 ``~/debug/*_ms`` timings (``std_msgs/Float64``).
 
-Reasoning (VLM prefill + decoding) runs in its own worker thread at the reasoning rate; the action expert runs on a
-timer at the planning rate on the newest reasoning cache and odometry, so a slow reasoning pass never holds a plan
-back. A planning cycle waits for that instant's odometry (a simulator publishes the clock before the sensors). A
+Reasoning (VLM prefill + decoding) runs in its own worker thread at the reasoning rate; the action expert runs once
+per planning period on the newest reasoning cache and odometry, so a slow reasoning pass never holds a plan back.
+Planning cycles open on odometry arrival (keeping plans aligned with the inputs, as a synchronous simulator needs) and
+on a timer at the planning rate (which covers silent inputs with a stop trajectory). Callback groups keep each input
+topic in order. The executor is single-threaded by default: measured here, rclpy's MultiThreadedExecutor busy-waits a
+whole core under camera load, which starved inference on a 2-core machine (`executor_threads` selects it). A
 watchdog restarts a hung reasoning worker. Stale or invalid inputs give a stop trajectory and an ERROR diagnostic.
 The node imports no torch or TensorRT itself: the backend is loaded by name.
 """
@@ -22,8 +25,8 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -77,6 +80,8 @@ PARAMETERS = [
     Param("reasoning_hang_s", 10.0, "Wall seconds one reasoning pass may take before the watchdog restarts the "
           "worker", 0.5, 600.0),
     Param("stop_deceleration_mps2", 3.0, "Braking of the stop trajectory", 0.5, 10.0),
+    Param("executor_threads", 0, "Executor threads for the callbacks (0/1 = one; reasoning always has its own thread)."
+          " rclpy's multi-threaded executor busy-waits a core under load, so one is the default", 0, 16),
     Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics (also sent at once when a level changes)", 0.1, 10.0),
 ]  # fmt: skip
 
@@ -147,11 +152,8 @@ class PlannerNode(Node):
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
 
-        inputs, planning, housekeeping = (
-            ReentrantCallbackGroup(),
-            MutuallyExclusiveCallbackGroup(),
-            MutuallyExclusiveCallbackGroup(),
-        )
+        # One group per input keeps each topic's messages in order while topics run in parallel.
+        planning, housekeeping = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.path_pub = self.create_publisher(Path, "~/output/trajectory", 10)
         self.reasoning_pub = self.create_publisher(String, "~/output/reasoning", 10)
         self.markers_pub = self.create_publisher(MarkerArray, "~/output/markers", 10)
@@ -164,18 +166,22 @@ class PlannerNode(Node):
             msg_type = CompressedImage if topic.rstrip("/").endswith("/compressed") else Image
             self.create_subscription(
                 msg_type, topic, lambda msg, name=topic: self._on_image(name, msg), qos_profile_sensor_data,
-                callback_group=inputs,
+                callback_group=MutuallyExclusiveCallbackGroup(),
             )  # fmt: skip
         self.create_subscription(
-            Odometry, p["odometry_topic"], self._on_odometry, qos_profile_sensor_data, callback_group=inputs
+            Odometry, p["odometry_topic"], self._on_odometry, qos_profile_sensor_data,
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self.create_subscription(
             String, p["command_topic"], self._on_command,
-            QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE), callback_group=inputs,
+            QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )  # fmt: skip
 
         self._plan_lock = threading.Lock()
         self._due_s: float | None = None
+        self._last_cycle_s: float | None = None
+        self._period_s = 1.0 / p["planning_rate_hz"]
         self._last_levels: dict[str, Level] = {}
         self._running = True
         self._wake = threading.Event()
@@ -221,7 +227,7 @@ class PlannerNode(Node):
             self.core.reject("odometry", stamp, str(exc))
             self._warn_throttled(f"odometry: {exc}")
             return
-        self._try_plan()
+        self._schedule(stamp)
 
     def _on_command(self, msg: String) -> None:
         try:
@@ -235,8 +241,16 @@ class PlannerNode(Node):
     # --- planning --------------------------------------------------------------------------------------------------
 
     def _on_planning_timer(self) -> None:
+        self._schedule(self._now())
+
+    def _schedule(self, cycle_s: float) -> None:
+        """Open a planning cycle at ``cycle_s`` unless one opened within the last period (the odometry and the timer
+        both open cycles: odometry keeps plans aligned with the inputs, the timer covers silent inputs)."""
         with self._plan_lock:
-            self._due_s = self._now()
+            last = self._last_cycle_s
+            if last is not None and last <= cycle_s < last + self._period_s - 1e-3:
+                return
+            self._due_s = cycle_s
         self._try_plan()
 
     def _try_plan(self) -> None:
@@ -249,6 +263,7 @@ class PlannerNode(Node):
             if plan is None:
                 return
             due, self._due_s = self._due_s, None
+            self._last_cycle_s = due
         p = self.params
         self.path_pub.publish(path_message(plan, p["output_frame"], p["base_frame"]))
         self.markers_pub.publish(marker_array(plan, p["output_frame"], p["base_frame"]))
@@ -338,6 +353,10 @@ class PlannerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    import cv2
+
+    # OpenCV's worker pool and the inference library's threads busy-wait against each other on a small CPU.
+    cv2.setNumThreads(1)
     try:
         with rclpy.init(args=args):
             try:
@@ -345,7 +364,8 @@ def main(args: list[str] | None = None) -> int:
             except (StartupError, ValueError) as exc:
                 rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
                 return 1
-            executor = MultiThreadedExecutor(num_threads=4)
+            threads = node.params["executor_threads"]
+            executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
             executor.add_node(node)
             try:
                 executor.spin()

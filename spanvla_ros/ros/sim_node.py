@@ -96,6 +96,8 @@ class SimNode(Node):
     def _wait_plan(self, stamp_ns: int, timeout_s: float) -> tuple[str, np.ndarray, float] | None:
         deadline = time.monotonic() + timeout_s
         with self._plan_arrived:
+            for old in [s for s in self._plans if s < stamp_ns]:
+                del self._plans[old]
             while stamp_ns not in self._plans:
                 left = deadline - time.monotonic()
                 if left <= 0 or not rclpy.ok():

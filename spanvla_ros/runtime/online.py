@@ -194,22 +194,27 @@ class OnlinePlanner:
 
     def add_image(self, camera: str, stamp_s: float, image_rgb: np.ndarray) -> None:
         """Store a camera frame ``[H, W, 3]`` uint8 RGB (resized to the model's input); raises InputRejected."""
+        record = self._camera_inputs.get(camera)
+        if record is None:
+            raise InputRejected(f"unknown camera '{camera}' (configured: {self.cameras})")
+        image = np.asarray(image_rgb)
+        problem = None
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            problem = f"image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}"
+        elif min(image.shape[:2]) < 1:
+            problem = f"image has zero size {list(image.shape)}"
+        else:
+            small = square_image(image, self.image_size)  # outside the lock: the slowest step of an input
         with self._lock:
-            record = self._camera_inputs.get(camera)
-            if record is None:
-                raise InputRejected(f"unknown camera '{camera}' (configured: {self.cameras})")
             try:
-                image = np.asarray(image_rgb)
-                if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                    raise InputRejected(f"image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
-                if min(image.shape[:2]) < 1:
-                    raise InputRejected(f"image has zero size {list(image.shape)}")
+                if problem is not None:
+                    raise InputRejected(problem)
                 self._check_time(record, stamp_s, f"camera {camera}")
             except InputRejected as exc:
                 record.reject(stamp_s if np.isfinite(stamp_s) else 0.0, str(exc))
                 raise
             frames = self._frames[camera]
-            frames.append((stamp_s, square_image(image, self.image_size)))
+            frames.append((stamp_s, small))
             while frames and frames[0][0] < stamp_s - self._frame_span_s:
                 frames.popleft()
             record.accept(stamp_s)
@@ -378,7 +383,10 @@ class OnlinePlanner:
         tick_s = now_s if tick_s is None else tick_s
         with self._lock:
             start = time.perf_counter()
+            self._start_waiting(now_s)
             if not self._odometry:
+                if self._waited(now_s) <= cfg.odometry_timeout_s:
+                    return None
                 return self._stop(now_s, start, "no odometry received")
             t0 = self._odometry[-1][0]
             if now_s - t0 > cfg.odometry_timeout_s:
