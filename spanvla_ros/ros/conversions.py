@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.online import MAX_IMAGE_SIDE_PX, Level, PlanOutput, Status
+from ..runtime.online import MAX_IMAGE_SIDE_PX, PlanOutput, Status
 
 RAW_ENCODINGS = {  # encoding → (channels, bytes per channel)
     "rgb8": (3, 1),
@@ -62,10 +62,9 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     if step < row_bytes:
         raise ImageConversionError(f"step {step} is shorter than a {encoding} row of width {width} ({row_bytes} bytes)")
     data = np.frombuffer(msg.data, dtype=np.uint8) if len(msg.data) else np.zeros(0, np.uint8)
-    if data.size < step * (height - 1) + row_bytes:
-        raise ImageConversionError(
-            f"image data has {data.size} bytes, {step * (height - 1) + row_bytes} needed for {width}x{height} {encoding}"
-        )
+    needed = step * (height - 1) + row_bytes
+    if data.size < needed:
+        raise ImageConversionError(f"image data has {data.size} bytes, {needed} needed for {width}x{height} {encoding}")
     # Drop row padding, then let the decoder see a tightly packed image.
     packed = np.lib.stride_tricks.as_strided(data, shape=(height, row_bytes), strides=(step, 1)).copy()
     bridge = _ros_cv_bridge()
@@ -214,7 +213,8 @@ def marker_array(plan: PlanOutput, output_frame: str, base_frame: str, namespace
         marker.color.r, marker.color.g, marker.color.b, marker.color.a = (*colour, 1.0)
         if kind == Marker.TEXT_VIEW_FACING:
             origin = poses[0] if len(poses) else np.zeros(3)
-            marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = float(origin[0]), float(origin[1]), 3.0
+            position = marker.pose.position
+            position.x, position.y, position.z = float(origin[0]), float(origin[1]), 3.0
             marker.scale.z = 0.8
             text = plan.stop_reason if plan.safe_stop else plan.reasoning_text
             marker.text = (text.strip().splitlines() or [""])[0][:80]
@@ -242,7 +242,3 @@ def diagnostic_array(statuses: list[Status], stamp_s: float, node_name: str):
             )
         )
     return array
-
-
-def worst_level(statuses: list[Status]) -> Level:
-    return max((s.level for s in statuses), default=Level.OK)

@@ -42,7 +42,6 @@ from .conversions import (
     odometry_to_pose,
     path_message,
     stamp_seconds,
-    worst_level,
 )
 from .parameters import Param, declare
 
@@ -169,7 +168,10 @@ class PlannerNode(Node):
                 callback_group=MutuallyExclusiveCallbackGroup(),
             )  # fmt: skip
         self.create_subscription(
-            Odometry, p["odometry_topic"], self._on_odometry, qos_profile_sensor_data,
+            Odometry,
+            p["odometry_topic"],
+            self._on_odometry,
+            qos_profile_sensor_data,
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self.create_subscription(
@@ -333,9 +335,8 @@ class PlannerNode(Node):
 
     def _statuses(self) -> list[Status]:
         statuses = self.core.statuses(self._now())
-        statuses.append(
-            Status("backend", Level.OK, f"backend '{self.backend_name}'", {"worker_restarts": str(self.worker_restarts)})
-        )
+        restarts = {"worker_restarts": str(self.worker_restarts)}
+        statuses.append(Status("backend", Level.OK, f"backend '{self.backend_name}'", restarts))
         return statuses
 
     def _publish_diagnostics(self, only_on_change: bool = False) -> None:

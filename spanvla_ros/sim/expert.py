@@ -96,9 +96,7 @@ class ExpertPlanner(Planner):
         if not plans:
             # The route ends within reach (a destination reached): come to a comfortable stop straight ahead.
             plans.append(
-                stop_poses(
-                    ego.speed_mps, self.config.num_poses, self.config.dt_s, cfg.comfortable_deceleration_mps2
-                )
+                stop_poses(ego.speed_mps, self.config.num_poses, self.config.dt_s, cfg.comfortable_deceleration_mps2)
             )
             labels.append((0, 0.0))
         return np.stack(plans), labels

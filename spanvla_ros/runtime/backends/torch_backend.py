@@ -27,7 +27,13 @@ class TorchBackend(Backend):
 
     @classmethod
     def from_artifact(
-        cls, artifact: Path, device: str = "cpu", num_images: int = 2, flow_steps: int = 0, threads: int = 0, **_: object
+        cls,
+        artifact: Path,
+        device: str = "cpu",
+        num_images: int = 2,
+        flow_steps: int = 0,
+        threads: int = 0,
+        **_: object,
     ) -> TorchBackend:
         if threads:
             torch.set_num_threads(threads)
