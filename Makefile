@@ -13,17 +13,20 @@ export MPLBACKEND := Agg
 # pytest-xdist workers: one per core, at most 4.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup test test-fast lint bench weights clean help
+.PHONY: setup demo test test-fast lint bench weights clean help
 
 help:
 	@echo "make test    set up .venv and run the test suite"
 	@echo "make bench   run the benchmarks (JSON under bench/results/)"
 	@echo "make weights train the embedded default checkpoint (models/default) from config/train_default.yaml"
 	@echo "make lint    ruff check"
-	@echo "make demo    not yet: arrives with the closed-loop simulator and the planner node (see README)"
+	@echo "make demo    set up .venv and run the closed-loop demo (sim_node + planner_node over DDS) → runs/demo"
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup_env.sh
+
+demo: setup
+	$(VENV)/bin/spanvla demo --out runs/demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -n $(JOBS)

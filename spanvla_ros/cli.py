@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--out", type=Path, default=Path("bench/results/model.json"), help="JSON output file")
     model.add_argument("--repeats", type=int, default=15, help="timed repetitions per measurement")
     model.set_defaults(handler=_bench_model)
+
+    from .ros.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 

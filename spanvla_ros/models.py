@@ -9,7 +9,10 @@ SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_checkpoint() -> Path:
-    candidates = [SOURCE_ROOT / "models" / "default"]
+    import sys
+
+    # ament's search path first, then the source checkout, then the install prefix's share folder (pip, colcon).
+    candidates = [SOURCE_ROOT / "models" / "default", Path(sys.prefix) / "share" / "spanvla_ros" / "models" / "default"]
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 

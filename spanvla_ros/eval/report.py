@@ -95,7 +95,7 @@ def plot_scene(
     ax.set_ylabel("y [m]")
     ax.set_title(title or scene.token)
     ax.legend(loc="upper left", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_breakdown(rows: dict[str, dict[str, float]], path: str | Path, title: str = "") -> Path:
@@ -111,10 +111,10 @@ def plot_metric_breakdown(rows: dict[str, dict[str, float]], path: str | Path, t
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     """Lay out, write the PNG (creating folders) and release the figure."""
     fig.tight_layout()
     path = Path(path)

@@ -111,6 +111,8 @@ class SimNode(Node):
         p = self.params
         config = ClosedLoopConfig(envs=tuple(p["envs"]), duration_s=p["duration_s"])
         clock_s = START_TIME_S
+        if p["synchronous"]:
+            self._wait_for_planner(p["startup_timeout_s"])
         for k in range(p["episodes"]):
             if not rclpy.ok():
                 break
@@ -123,6 +125,17 @@ class SimNode(Node):
                 f"late plans {result['late_plans']}/{result['ticks']}"
             )
         self.finished.set()
+
+    def _wait_for_planner(self, timeout_s: float) -> None:
+        """Hold the first tick until a planner publishes on the plan topic and has had time to subscribe, so the
+        first sensor messages are not sent into the void."""
+        deadline = time.monotonic() + timeout_s
+        while rclpy.ok() and time.monotonic() < deadline:
+            if self.count_publishers(self.params["plan_topic"]) > 0 and self.odom_pub.get_subscription_count() > 0:
+                time.sleep(1.0)  # discovery of the planner's subscriptions settles
+                return
+            time.sleep(0.1)
+        self.get_logger().warning(f"no planner publishes {self.params['plan_topic']} after {timeout_s} s: starting")
 
     def _episode(self, seed: int, config: ClosedLoopConfig, clock_s: float, first_episode: bool):
         p = self.params

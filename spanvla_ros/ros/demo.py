@@ -1,0 +1,299 @@
+"""The closed-loop demo (``make demo``, ``spanvla demo``): ``sim_node`` and ``planner_node`` as separate processes
+talking over DDS on loopback, seeded episodes driven with the shipped checkpoint, every topic recorded to an MCAP bag,
+and a report: ``report.json`` (driving score, route completion, collisions, PDMS of the published plans, planning
+latency p50/p99, per-episode rows), per-episode PNGs and a latency plot under the output folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SIM_PREFIX = "/carla/ego_vehicle"
+PLANNER = "/spanvla_planner"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = Path("runs/demo")
+    episodes: int = 4
+    duration_s: float = 15.0
+    seed: int = 0
+    checkpoint: str = "model:default"
+    backend: str = "torch"
+    real_time_factor: float = 1.0
+    params_file: Path | None = None
+    #: Share of ticks whose plan may arrive late (after the sim's wait) before the demo counts as failed.
+    max_late_fraction: float = 0.1
+
+
+def recorded_topics() -> dict[str, type]:
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Odometry, Path
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Float64, String
+    from visualization_msgs.msg import MarkerArray
+
+    topics: dict[str, type] = {
+        "/clock": Clock,
+        f"{SIM_PREFIX}/rgb_front/image": Image,
+        f"{SIM_PREFIX}/rgb_front/camera_info": CameraInfo,
+        f"{SIM_PREFIX}/odometry": Odometry,
+        f"{SIM_PREFIX}/driving_command": String,
+        f"{PLANNER}/output/trajectory": Path,
+        f"{PLANNER}/output/reasoning": String,
+        f"{PLANNER}/output/markers": MarkerArray,
+        "/diagnostics": DiagnosticArray,
+        "/sim/episode": String,
+    }
+    for name in ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms"):
+        topics[f"{PLANNER}/debug/{name}"] = Float64
+    return topics
+
+
+def default_params_file() -> Path:
+    from ..models import SOURCE_ROOT
+
+    candidates = [SOURCE_ROOT / "config" / "sim_demo.yaml"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.insert(0, Path(get_package_share_directory("spanvla_ros")) / "config" / "sim_demo.yaml")
+    except Exception:  # not installed through ament: the source tree's copy
+        pass
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"config/sim_demo.yaml not found in {[str(c) for c in candidates]}")
+
+
+def ros_environment() -> dict[str, str]:
+    """The environment every demo process gets: DDS on loopback only, the venv as ament prefix, one inference
+    thread per process (two processes share a small CPU), headless rendering."""
+    env = dict(os.environ)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    if sys.prefix not in prefixes:
+        env["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("SDL_VIDEODRIVER", "offscreen")
+    env.setdefault("MPLBACKEND", "Agg")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_node(module: str, args: list[str], log_file: Path, env: dict[str, str]) -> subprocess.Popen:
+    """``python -m spanvla_ros.ros.<module> --ros-args ...`` with its output to ``log_file``."""
+    handle = open(log_file, "w")  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen(
+        [sys.executable, "-m", f"spanvla_ros.ros.{module}", "--ros-args", *args],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+
+def stop_node(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
+    """Ctrl-C, then kill if it does not exit."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
+    """Drive the demo; return the report (also written to ``out/report.json``)."""
+    env = ros_environment()
+    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH")})
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from .bag import BagRecorder, BagWriter
+
+    out = Path(config.out)
+    for stale in ("bag", "episodes"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    params_file = str(config.params_file or default_params_file())
+    episodes_dir = out / "episodes"
+    sim_args = [
+        "--params-file", params_file, "-p", f"episodes:={config.episodes}", "-p", f"duration_s:={config.duration_s}",
+        "-p", f"seed:={config.seed}", "-p", f"output_dir:={episodes_dir.resolve()}",
+        "-p", f"real_time_factor:={config.real_time_factor}",
+    ]  # fmt: skip
+    planner_args = ["--params-file", params_file, "-p", f"checkpoint:={config.checkpoint}"]
+    planner_args += ["-p", f"backend:={config.backend}"]
+
+    started = time.monotonic()
+    writer = BagWriter(out / "bag", "mcap")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("spanvla_demo_recorder", context=context)
+    BagRecorder(node, recorded_topics(), writer)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin() -> None:
+        while spinning.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin, name="demo-recorder", daemon=True)
+    spinner.start()
+    planner = start_node("planner_node", planner_args, out / "planner.log", env)
+    sim = start_node("sim_node", sim_args, out / "sim.log", env)
+    budget_s = 240.0 + 3.0 * config.episodes * config.duration_s / max(config.real_time_factor, 0.2)
+    try:
+        sim_code = sim.wait(timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        log.error("the simulator did not finish within %.0f s", budget_s)
+        sim_code = stop_node(sim)
+    finally:
+        planner_code = stop_node(planner)
+        time.sleep(0.5)  # the last messages reach the recorder
+        spinning.clear()
+        spinner.join(timeout=5.0)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        writer.close()
+    report = build_report(out, config, sim_code, planner_code, time.monotonic() - started)
+    return report
+
+
+def _read_float_topics(bag: Path) -> dict[str, list[float]]:
+    from rosbags.highlevel import AnyReader
+
+    values: dict[str, list[float]] = {}
+    with AnyReader([bag]) as reader:
+        wanted = [c for c in reader.connections if c.msgtype == "std_msgs/msg/Float64"]
+        for connection, _, raw in reader.messages(connections=wanted):
+            values.setdefault(connection.topic, []).append(float(reader.deserialize(raw, connection.msgtype).data))
+    return values
+
+
+def _bag_summary(bag: Path) -> dict[str, Any]:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([bag]) as reader:
+        counts: dict[str, int] = {}
+        for connection in reader.connections:
+            counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
+        return {"path": str(bag), "storage": "mcap", "messages": sum(counts.values()), "topics": counts}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "n": 0}
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(array, 50)),
+        "p99": float(np.percentile(array, 99)),
+        "mean": float(array.mean()),
+        "n": int(array.size),
+    }
+
+
+def build_report(
+    out: Path, config: DemoConfig, sim_code: int | None, planner_code: int | None, wall_s: float
+) -> dict[str, Any]:
+    from ..eval.report import write_json
+
+    rows = []
+    for seed in range(config.seed, config.seed + config.episodes):
+        file = out / "episodes" / f"episode_{seed}.json"
+        if file.is_file():
+            rows.append(json.loads(file.read_text()))
+    floats = _read_float_topics(out / "bag")
+    planning_ms = floats.get(f"{PLANNER}/debug/planning_ms", [])
+    round_trip_ms = [v for row in rows for v in row.get("plan_latency_ms", [])]
+    ticks = sum(row["ticks"] for row in rows)
+    late = sum(row["late_plans"] for row in rows)
+    scored = sum(row["plans_scored"] for row in rows)
+    problems = []
+    if len(rows) < config.episodes:
+        problems.append(f"{config.episodes - len(rows)} episode(s) did not finish (see sim.log / planner.log)")
+    if ticks and late > config.max_late_fraction * ticks:
+        problems.append(f"{late} of {ticks} ticks had no plan in time (limit {config.max_late_fraction:.0%})")
+    if sim_code not in (0, None):
+        problems.append(f"sim_node exited with {sim_code}")
+    if not planning_ms:
+        problems.append("the planner published no timing: it did not plan")
+    report = {
+        "success": not problems,
+        "problems": problems,
+        "checkpoint": config.checkpoint,
+        "backend": config.backend,
+        "driving_score": float(np.mean([r["driving_score"] for r in rows])) if rows else 0.0,
+        "route_completion": float(np.mean([r["route_completion"] for r in rows])) if rows else 0.0,
+        "collisions": int(sum(r["collisions"] for r in rows)),
+        "collision_rate": float(np.mean([r["collisions"] > 0 for r in rows])) if rows else 0.0,
+        "pdms": float(sum(r["pdms"] * r["plans_scored"] for r in rows) / scored) if scored else 0.0,
+        "plans_scored": scored,
+        "planning_latency_ms": percentiles(planning_ms),
+        "plan_round_trip_ms": percentiles(round_trip_ms),
+        "reasoning_ms": percentiles(floats.get(f"{PLANNER}/debug/reasoning_ms", [])),
+        "reasoning_age_ms": percentiles(floats.get(f"{PLANNER}/debug/reasoning_age_ms", [])),
+        "ticks": ticks,
+        "late_plans": late,
+        "sim_exit_code": sim_code,
+        "planner_exit_code": planner_code,
+        "wall_s": round(wall_s, 1),
+        "episodes": [{k: v for k, v in row.items() if k != "plan_latency_ms"} for row in rows],
+        "bag": _bag_summary(out / "bag"),
+        "plots": sorted(str(p) for p in (out / "episodes").glob("*.png")),
+    }
+    if planning_ms or round_trip_ms:
+        report["plots"].append(str(_plot_latency(planning_ms, round_trip_ms, out / "latency.png")))
+    write_json(report, out / "report.json")
+    return report
+
+
+def _plot_latency(planning_ms: list[float], round_trip_ms: list[float], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from ..eval.report import save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    bins = np.linspace(0, max([*planning_ms, *round_trip_ms, 1.0]), 40)
+    ax.hist(planning_ms, bins=bins, alpha=0.7, label="action expert (planning_ms)")
+    ax.hist(round_trip_ms, bins=bins, alpha=0.5, label="sim tick → plan received")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("plans")
+    ax.legend()
+    ax.set_title("planning latency in the closed-loop demo")
+    return save_figure(fig, path)
+
+
+def summary_text(report: dict[str, Any]) -> str:
+    lat = report["planning_latency_ms"]
+    trip = report["plan_round_trip_ms"]
+    lines = [
+        f"demo {'OK' if report['success'] else 'FAILED'}: {len(report['episodes'])} episode(s), "
+        f"{report['ticks']} ticks, {report['late_plans']} late plan(s)",
+        f"  driving score {report['driving_score']:.3f}  route completion {report['route_completion']:.3f}  "
+        f"collisions {report['collisions']}  PDMS of published plans {report['pdms']:.3f}",
+        f"  planning latency p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  |  tick→plan p50 {trip['p50']:.1f} ms  "
+        f"p99 {trip['p99']:.1f} ms",
+        f"  bag: {report['bag']['path']} ({report['bag']['messages']} messages)",
+    ]
+    lines += [f"  problem: {p}" for p in report["problems"]]
+    return "\n".join(lines)

@@ -1,0 +1,389 @@
+"""Rosbag replay (``spanvla replay``): drive the planner with a recorded ROS 2 bag (sqlite3 or MCAP, read with
+``rosbags``) and report how its plans compare with where the vehicle really went.
+
+Deterministic mode (default) feeds the same :class:`~spanvla_ros.runtime.online.OnlinePlanner` the node runs, at
+recorded time, never wall-clock: a planning cycle opens on the first odometry message at or after each planning tick,
+and the reasoning pass that is due runs to completion before it, so two replays give identical plans.
+``--realtime`` instead publishes the bag into DDS (with ``/clock``) at its recorded pace and records what a running
+``planner_node`` publishes. Both write ``outputs/`` (a bag holding the input topics and the planner's outputs side
+by side) and ``report.json``: ADE/FDE against the recorded future odometry, comfort of the plans, latency, plots.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from ..scene import ego_to_world, world_to_ego
+from .conversions import ImageConversionError, image_to_rgb, odometry_to_pose, path_to_poses, stamp_seconds
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
+COMMAND_TYPE = "std_msgs/msg/String"
+OUTPUT_PREFIX = "/spanvla_planner"
+
+
+class ReplayError(ValueError):
+    """The bag cannot be replayed (missing, not ROS 2, no camera or odometry topic); the message says which."""
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    bag: Path
+    out: Path
+    checkpoint: str = "model:default"
+    backend: str = "torch"
+    camera_topics: tuple[str, ...] = ()  # () = every image topic, by type
+    odometry_topic: str | None = None  # None = the odometry topic, by type
+    command_topic: str | None = None  # None = a String topic whose name contains "command", if any
+    planning_rate_hz: float = 10.0
+    reasoning_rate_hz: float = 2.0
+    storage: str | None = None  # output bag storage; None = the input's
+    realtime: bool = False
+    rate: float = 1.0  # realtime playback speed
+
+
+@dataclass(frozen=True)
+class _Topics:
+    cameras: tuple[str, ...]
+    odometry: str
+    command: str | None
+    storage: str
+
+
+def select_topics(reader, config: ReplayConfig) -> _Topics:
+    """The topics to replay: named ones must exist with the right type; missing names are auto-detected."""
+    types = {c.topic: c.msgtype for c in reader.connections}
+
+    def check(topic: str, allowed: tuple[str, ...], what: str) -> str:
+        if topic not in types:
+            raise ReplayError(f"{config.bag}: no topic {topic} ({what}); topics: {types}")
+        if types[topic] not in allowed:
+            raise ReplayError(f"{config.bag}: {topic} is {types[topic]}, not {' or '.join(allowed)}")
+        return topic
+
+    if config.camera_topics:
+        cameras = tuple(check(t, IMAGE_TYPES, "camera") for t in config.camera_topics)
+    else:
+        cameras = tuple(sorted(t for t, m in types.items() if m in IMAGE_TYPES))
+    if not cameras:
+        raise ReplayError(f"{config.bag}: no camera topic (sensor_msgs/Image or CompressedImage); topics: {types}")
+    if config.odometry_topic:
+        odometry = check(config.odometry_topic, (ODOMETRY_TYPE,), "odometry")
+    else:
+        candidates = sorted(t for t, m in types.items() if m == ODOMETRY_TYPE)
+        if not candidates:
+            raise ReplayError(f"{config.bag}: no odometry topic (nav_msgs/Odometry); topics: {types}")
+        odometry = candidates[0]
+    if config.command_topic:
+        command = check(config.command_topic, (COMMAND_TYPE,), "command")
+    else:
+        command = next((t for t, m in sorted(types.items()) if m == COMMAND_TYPE and "command" in t), None)
+    storage = config.storage or ("mcap" if any(Path(p).suffix == ".mcap" for p in reader.paths) else "sqlite3")
+    return _Topics(cameras, odometry, command, storage)
+
+
+def _open_reader(bag: Path):
+    from rosbags.highlevel import AnyReader
+
+    if not Path(bag).exists():
+        raise ReplayError(f"bag not found: {bag}")
+    reader = AnyReader([Path(bag)])
+    reader.open()
+    if not reader.is2:
+        reader.close()
+        raise ReplayError(f"{bag} is a ROS 1 bag: replay reads ROS 2 bags (convert with `rosbags-convert`)")
+    return reader
+
+
+def replay(config: ReplayConfig) -> dict[str, Any]:
+    """Replay ``config.bag``; return the report (also written to ``out/report.json``)."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "outputs").exists():
+        import shutil
+
+        shutil.rmtree(out / "outputs")
+    if config.realtime:
+        return _replay_realtime(config, out)
+    return _replay_deterministic(config, out)
+
+
+# --- deterministic -------------------------------------------------------------------------------------------------
+
+
+def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
+    from std_msgs.msg import Float64, String
+
+    from ..runtime import SpanVLARuntime
+    from ..runtime.online import InputRejected, OnlineConfig, OnlinePlanner
+    from .bag import BagWriter
+    from .conversions import marker_array, path_message
+    from .planner_node import resolve_artifact
+
+    runtime = SpanVLARuntime.from_checkpoint_or_export(config.backend, resolve_artifact(config.checkpoint))
+    reader = _open_reader(config.bag)
+    try:
+        topics = select_topics(reader, config)
+        planner = OnlinePlanner(
+            runtime,
+            list(topics.cameras),
+            OnlineConfig(planning_rate_hz=config.planning_rate_hz, reasoning_rate_hz=config.reasoning_rate_hz),
+        )
+        period = 1.0 / config.planning_rate_hz
+        wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
+        plans, reasoning_ms, track, dropped = [], [], [], 0
+        next_tick: float | None = None
+        writer = BagWriter(out / "outputs", topics.storage)
+        total = sum(c.msgcount for c in wanted)
+        for connection, bag_time_ns, raw in tqdm(reader.messages(connections=wanted), total=total, desc="replay"):
+            writer.write_raw(connection.topic, connection.msgtype, bag_time_ns, raw)
+            msg = reader.deserialize(raw, connection.msgtype)
+            try:
+                if connection.topic == topics.command:
+                    planner.set_command(bag_time_ns * 1e-9, msg.data)
+                    continue
+                stamp = stamp_seconds(msg.header.stamp)
+                if connection.topic in topics.cameras:
+                    planner.add_image(connection.topic, stamp, image_to_rgb(msg))
+                    continue
+                pose, speed = odometry_to_pose(msg)
+                planner.add_odometry(stamp, pose, speed, msg.header.frame_id)
+            except (InputRejected, ImageConversionError, ValueError) as exc:
+                dropped += 1
+                log.warning("dropped a %s message: %s", connection.topic, exc)
+                continue
+            track.append((stamp, *pose, speed))
+            if next_tick is not None and stamp < next_tick - 1e-6:
+                continue
+            next_tick = (
+                stamp + period
+                if next_tick is None
+                else next_tick + period * max(1, np.ceil((stamp - next_tick) / period + 1e-9))
+            )
+            inputs = planner.reasoning_inputs(stamp)
+            if inputs is not None:
+                start = time.perf_counter()
+                result = planner.run_reasoning(inputs)
+                reasoning_ms.append(1e3 * (time.perf_counter() - start))
+                planner.set_reasoning(inputs, result)
+                writer.write(f"{OUTPUT_PREFIX}/output/reasoning", String(data=result.text), bag_time_ns)
+                writer.write(f"{OUTPUT_PREFIX}/debug/reasoning_ms", Float64(data=reasoning_ms[-1]), bag_time_ns)
+            plan = planner.plan(stamp, stamp)
+            if plan is None:
+                continue
+            plans.append(plan)
+            frame = plan.odom_frame or "odom"
+            writer.write(
+                f"{OUTPUT_PREFIX}/output/trajectory", path_message(plan, "base_link", "base_link"), bag_time_ns
+            )
+            writer.write(
+                f"{OUTPUT_PREFIX}/output/trajectory_{frame}", path_message(plan, frame, "base_link"), bag_time_ns
+            )
+            writer.write(f"{OUTPUT_PREFIX}/output/markers", marker_array(plan, "base_link", "base_link"), bag_time_ns)
+            writer.write(f"{OUTPUT_PREFIX}/debug/planning_ms", Float64(data=plan.planning_ms), bag_time_ns)
+        writer.close()
+    finally:
+        reader.close()
+    records = [(p.stamp_s, p.origin, p.poses_ego, p.safe_stop) for p in plans if p.origin is not None]
+    return _report(config, out, topics, records, np.array(track), [p.planning_ms for p in plans], reasoning_ms, dropped)
+
+
+# --- realtime ------------------------------------------------------------------------------------------------------
+
+
+def _message_class(msgtype: str):
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
+    """Publish the bag into DDS at its pace (``/clock`` from the bag's time) and record the node's outputs."""
+    import rclpy
+    from nav_msgs.msg import Path as PathMsg
+    from rclpy.executors import SingleThreadedExecutor
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import Float64, String
+
+    from .bag import BagRecorder, BagWriter
+    from .conversions import seconds_to_stamp
+
+    reader = _open_reader(config.bag)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("spanvla_replay", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    track: list[tuple] = []
+    received: list[tuple[float, np.ndarray]] = []
+    planning_ms: list[float] = []
+    reasoning_ms: list[float] = []
+    try:
+        topics = select_topics(reader, config)
+        writer = BagWriter(out / "outputs", topics.storage)
+        outputs = {
+            f"{OUTPUT_PREFIX}/output/trajectory": PathMsg,
+            f"{OUTPUT_PREFIX}/output/reasoning": String,
+            f"{OUTPUT_PREFIX}/debug/planning_ms": Float64,
+            f"{OUTPUT_PREFIX}/debug/reasoning_ms": Float64,
+        }
+        BagRecorder(node, outputs, writer)
+        node.create_subscription(
+            PathMsg, f"{OUTPUT_PREFIX}/output/trajectory", lambda m: received.append(path_to_poses(m)), 50
+        )
+        node.create_subscription(
+            Float64, f"{OUTPUT_PREFIX}/debug/planning_ms", lambda m: planning_ms.append(m.data), 50
+        )
+        node.create_subscription(
+            Float64, f"{OUTPUT_PREFIX}/debug/reasoning_ms", lambda m: reasoning_ms.append(m.data), 50
+        )
+        wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
+        publishers = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, 10) for c in wanted}
+        clock = node.create_publisher(Clock, "/clock", 10)
+        _wait_for_subscribers(node, executor, publishers[topics.odometry], timeout_s=30.0)
+        start_wall, start_bag = time.monotonic(), None
+        for connection, bag_time_ns, raw in reader.messages(connections=wanted):
+            start_bag = bag_time_ns if start_bag is None else start_bag
+            target = start_wall + (bag_time_ns - start_bag) * 1e-9 / config.rate
+            while time.monotonic() < target:
+                executor.spin_once(timeout_sec=max(0.0, min(0.01, target - time.monotonic())))
+            clock.publish(Clock(clock=seconds_to_stamp(bag_time_ns * 1e-9, type(Clock().clock))))
+            publishers[connection.topic].publish(raw)
+            writer.write_raw(connection.topic, connection.msgtype, node.get_clock().now().nanoseconds, raw)
+            if connection.topic == topics.odometry:
+                msg = reader.deserialize(raw, connection.msgtype)
+                try:
+                    pose, speed = odometry_to_pose(msg)
+                    track.append((stamp_seconds(msg.header.stamp), *pose, speed))
+                except ValueError:
+                    pass
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        writer.close()
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        reader.close()
+    track_array = np.array(track)
+    records = []
+    for stamp, frame, poses in received:
+        origin = _pose_at(track_array, stamp)
+        if origin is None:
+            continue
+        poses_ego = poses if frame in ("base_link", "ego_vehicle") else world_to_ego(poses, origin)
+        records.append((stamp, origin, poses_ego, False))
+    return _report(config, out, topics, records, track_array, planning_ms, reasoning_ms, 0)
+
+
+def _wait_for_subscribers(node, executor, publisher, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while publisher.get_subscription_count() == 0:
+        if time.monotonic() > deadline:
+            raise ReplayError(f"no node subscribes to {publisher.topic_name} after {timeout_s} s: start planner_node")
+        executor.spin_once(timeout_sec=0.1)
+    time.sleep(1.0)  # the subscriber's other topics settle too
+
+
+# --- metrics and report --------------------------------------------------------------------------------------------
+
+
+def _pose_at(track: np.ndarray, stamp: float) -> np.ndarray | None:
+    """The odometry pose ``[3]`` at ``stamp`` (interpolated; None outside the recording)."""
+    if track.size == 0 or stamp < track[0, 0] - 1e-6 or stamp > track[-1, 0] + 1e-6:
+        return None
+    yaw = np.unwrap(track[:, 3])
+    return np.array([np.interp(stamp, track[:, 0], track[:, c]) for c in (1, 2)] + [np.interp(stamp, track[:, 0], yaw)])
+
+
+def displacement_errors(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego: np.ndarray, dt_s: float):
+    """(ADE, FDE) of a plan against the recorded future odometry in the plan's ego frame, or None where the recording
+    ends before the plan's horizon."""
+    times = stamp + np.arange(1, len(poses_ego) + 1) * dt_s
+    if track.size == 0 or times[-1] > track[-1, 0] + 1e-6:
+        return None
+    future = np.column_stack([np.interp(times, track[:, 0], track[:, c]) for c in (1, 2)])
+    future_ego = world_to_ego(np.column_stack([future, np.zeros(len(times))]), origin)[:, :2]
+    errors = np.linalg.norm(poses_ego[:, :2] - future_ego, axis=1)
+    return float(errors.mean()), float(errors[-1])
+
+
+def _plan_comfort(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego: np.ndarray, dt_s: float) -> bool:
+    from ..eval import ComfortLimits
+    from ..eval.comfort import is_comfortable
+    from ..eval.tracker import track_poses
+    from ..sim.world import EGO_DIMENSIONS
+
+    speed = float(np.interp(stamp, track[:, 0], track[:, 4]))
+    steps = int(round(len(poses_ego) * dt_s / 0.1))
+    states = track_poses(ego_to_world(poses_ego, origin)[None], dt_s, origin, speed, 0.0, 0.0, EGO_DIMENSIONS, steps)
+    return bool(is_comfortable(states, 0.1, ComfortLimits())[0])
+
+
+def _report(config, out, topics, records, track, planning_ms, reasoning_ms, dropped) -> dict[str, Any]:
+    from ..eval.report import write_json
+    from .demo import percentiles
+
+    dt_s = 0.5
+    ade, fde, comfortable, stops = [], [], [], 0
+    for stamp, origin, poses_ego, stopped in records:
+        stops += int(stopped)
+        errors = displacement_errors(track, stamp, origin, poses_ego, dt_s)
+        if errors is not None and not stopped:
+            ade.append(errors[0])
+            fde.append(errors[1])
+            comfortable.append(_plan_comfort(track, stamp, origin, poses_ego, dt_s))
+    report = {
+        "bag": str(config.bag),
+        "mode": "realtime" if config.realtime else "deterministic",
+        "checkpoint": config.checkpoint,
+        "backend": config.backend,
+        "topics": {"cameras": list(topics.cameras), "odometry": topics.odometry, "command": topics.command},
+        "plans": len(records),
+        "stop_trajectories": stops,
+        "plans_with_future": len(ade),
+        "ade_m": float(np.mean(ade)) if ade else None,
+        "fde_m": float(np.mean(fde)) if fde else None,
+        "comfort_rate": float(np.mean(comfortable)) if comfortable else None,
+        "dropped_messages": dropped,
+        "planning_latency_ms": percentiles(list(planning_ms)),
+        "reasoning_ms": percentiles(list(reasoning_ms)),
+        "outputs_bag": str(out / "outputs"),
+        "plots": [str(_plot_replay(records, track, ade, out / "replay.png"))] if records else [],
+        "plans_detail": [
+            {"stamp_s": round(s, 6), "poses_ego": np.round(p, 6).tolist(), "stop": bool(stop)}
+            for s, _, p, stop in records
+        ],
+    }
+    write_json(report, out / "report.json")
+    return report
+
+
+def _plot_replay(records, track: np.ndarray, ade: list[float], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from ..eval.report import save_figure
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), dpi=110, gridspec_kw={"height_ratios": [2, 1]})
+    top.plot(track[:, 1], track[:, 2], "k-", lw=2, label="recorded odometry")
+    for i, (_, origin, poses_ego, stopped) in enumerate(records[:: max(1, len(records) // 25)]):
+        world = ego_to_world(poses_ego, origin)
+        top.plot(world[:, 0], world[:, 1], "-", color="red" if stopped else "tab:green", alpha=0.6, lw=1,
+                 label="plans" if i == 0 else None)  # fmt: skip
+    top.set_aspect("equal", adjustable="datalim")
+    top.set_xlabel("x [m]")
+    top.set_ylabel("y [m]")
+    top.legend()
+    bottom.plot(ade, ".-")
+    bottom.set_xlabel("plan (with recorded future)")
+    bottom.set_ylabel("ADE [m]")
+    return save_figure(fig, path)
