@@ -1,0 +1,53 @@
+"""The SpanVLA planner node with its parameter file; inputs and outputs remappable from the command line.
+
+    ros2 launch spanvla_ros planner.launch.py
+    ros2 launch spanvla_ros planner.launch.py backend:=onnxruntime checkpoint:=/path/to/export \
+        camera_topic:=/camera/front/image_raw odometry_topic:=/localization/odometry \
+        trajectory_topic:=/planning/trajectory
+"""
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = get_package_share_directory("spanvla_ros")
+    arguments = [
+        DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "planner.yaml"])),
+        DeclareLaunchArgument("checkpoint", default_value="model:default"),
+        DeclareLaunchArgument("backend", default_value="torch", description="torch | onnxruntime | tensorrt"),
+        DeclareLaunchArgument("use_sim_time", default_value="false"),
+        DeclareLaunchArgument("camera_topic", default_value="/camera/front/image_raw"),
+        DeclareLaunchArgument("odometry_topic", default_value="/odom"),
+        DeclareLaunchArgument("command_topic", default_value="/planning/driving_command"),
+        DeclareLaunchArgument("trajectory_topic", default_value="/planning/trajectory"),
+        DeclareLaunchArgument("reasoning_topic", default_value="/planning/reasoning"),
+        DeclareLaunchArgument("markers_topic", default_value="/planning/markers"),
+    ]
+    planner = Node(
+        package="spanvla_ros",
+        executable="planner_node",
+        name="spanvla_planner",
+        output="screen",
+        emulate_tty=True,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {
+                "checkpoint": LaunchConfiguration("checkpoint"),
+                "backend": LaunchConfiguration("backend"),
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
+                "camera_topics": [LaunchConfiguration("camera_topic")],
+                "odometry_topic": LaunchConfiguration("odometry_topic"),
+                "command_topic": LaunchConfiguration("command_topic"),
+            },
+        ],
+        remappings=[
+            ("~/output/trajectory", LaunchConfiguration("trajectory_topic")),
+            ("~/output/reasoning", LaunchConfiguration("reasoning_topic")),
+            ("~/output/markers", LaunchConfiguration("markers_topic")),
+        ],
+    )
+    return LaunchDescription([*arguments, planner])

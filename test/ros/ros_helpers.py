@@ -1,0 +1,143 @@
+"""Test helpers for the ROS layer: a test-side rclpy node spinning in a thread, node processes started like
+`ros2 run`, and message builders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_node(module: str, params: dict | None = None, params_file: Path | None = None, log: Path | None = None):
+    """`python -m spanvla_ros.ros.<module> --ros-args ...` with parameters; stdout/stderr to ``log``."""
+    args = [sys.executable, "-m", f"spanvla_ros.ros.{module}", "--ros-args"]
+    if params_file is not None:
+        args += ["--params-file", str(params_file)]
+    for key, value in (params or {}).items():
+        if isinstance(value, list):
+            value = "[" + ",".join(f"'{v}'" for v in value) + "]"
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        args += ["-p", f"{key}:={value}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    handle = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
+    import signal
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+class TestNode:
+    """A test-side rclpy node in its own context, spun in a background thread; collects messages per topic."""
+
+    def __init__(self, name: str = "spanvla_test") -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list] = {}
+        self._lock = threading.Lock()
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def collect(self, msg_type, topic: str, qos=10) -> list:
+        messages: list = []
+        self.received[topic] = messages
+
+        def store(msg) -> None:
+            with self._lock:
+                messages.append((time.monotonic(), msg))
+
+        self.node.create_subscription(msg_type, topic, store, qos)
+        return messages
+
+    def messages(self, topic: str) -> list:
+        with self._lock:
+            return [m for _, m in self.received[topic]]
+
+    def clear(self, topic: str) -> None:
+        with self._lock:
+            self.received[topic].clear()
+
+    def close(self) -> None:
+        import rclpy
+
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, step_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(step_s)
+
+
+def image_message(stamp_s: float, rgb: np.ndarray, encoding: str = "rgb8", pad: int = 0, frame_id: str = "camera"):
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
+
+    from spanvla_ros.ros.conversions import seconds_to_stamp
+
+    height, width = rgb.shape[:2]
+    channels = 1 if rgb.ndim == 2 else rgb.shape[2]
+    row = width * channels * rgb.dtype.itemsize
+    data = np.zeros((height, row + pad), np.uint8)
+    data[:, :row] = np.frombuffer(np.ascontiguousarray(rgb).tobytes(), np.uint8).reshape(height, row)
+    msg = Image(height=height, width=width, encoding=encoding, step=row + pad, is_bigendian=0)
+    msg.header.stamp, msg.header.frame_id = seconds_to_stamp(stamp_s, Time), frame_id
+    msg.data = data.tobytes()
+    return msg
+
+
+def odometry_message(stamp_s: float, x: float, y: float, yaw: float, speed: float, frame_id: str = "odom"):
+    from builtin_interfaces.msg import Time
+    from nav_msgs.msg import Odometry
+
+    from spanvla_ros.ros.conversions import seconds_to_stamp, yaw_to_quaternion
+
+    msg = Odometry()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = seconds_to_stamp(stamp_s, Time), frame_id, "base_link"
+    msg.pose.pose.position.x, msg.pose.pose.position.y = float(x), float(y)
+    o = msg.pose.pose.orientation
+    o.x, o.y, o.z, o.w = yaw_to_quaternion(yaw)
+    msg.twist.twist.linear.x = float(speed)
+    return msg
+
+
+def road_frame(seed: int = 0, size: int = 160) -> np.ndarray:
+    """A camera frame of the embedded world's straight road (what the model was trained on)."""
+    from spanvla_ros.scene.builders import straight_road_scene
+    from spanvla_ros.sim.camera import CameraConfig, FrontCamera
+
+    return FrontCamera(CameraConfig(width=size, height=size)).render(straight_road_scene())

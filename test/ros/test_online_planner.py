@@ -1,0 +1,131 @@
+"""The online planner core (no ROS): waiting for inputs, planning on the newest reasoning, stop trajectories on stale
+or bad inputs, restarts on jumps and clock resets, and the statuses that name each problem."""
+
+import numpy as np
+import pytest
+
+from spanvla_ros.models import default_checkpoint
+from spanvla_ros.runtime import SpanVLARuntime
+from spanvla_ros.runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner
+
+from ros_helpers import road_frame
+
+CAMERA = "/cam"
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    return SpanVLARuntime.from_checkpoint_or_export("torch", default_checkpoint())
+
+
+def drive(planner: OnlinePlanner, t0: float, t1: float, speed: float = 10.0, images: bool = True, x0: float = 0.0):
+    """Odometry at 10 Hz along +x from ``x0`` at ``speed``; camera frames at 10 Hz."""
+    frame = road_frame()
+    for t in np.arange(t0, t1 + 1e-9, 0.1):
+        planner.add_odometry(float(t), np.array([x0 + speed * (t - t0), 0.0, 0.0]), speed, "odom")
+        if images:
+            planner.add_image(CAMERA, float(t), frame)
+
+
+def reason(planner: OnlinePlanner, now: float) -> bool:
+    inputs = planner.reasoning_inputs(now)
+    if inputs is None:
+        return False
+    return planner.set_reasoning(inputs, planner.run_reasoning(inputs))
+
+
+def status(planner, now, name):
+    return next(s for s in planner.statuses(now) if s.name == name)
+
+
+def test_waits_for_the_first_reasoning_then_plans_from_the_newest_odometry(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    drive(planner, 0.0, 2.0)
+    assert planner.plan(2.0) is None  # no reasoning yet, still within the wait
+    assert status(planner, 2.0, "reasoning").level == Level.WARN
+    assert reason(planner, 2.0)
+    plan = planner.plan(2.0)
+    assert plan is not None and not plan.safe_stop
+    assert plan.poses_ego.shape == (10, 3) and np.isfinite(plan.poses_ego).all()
+    assert plan.stamp_s == pytest.approx(2.0) and np.allclose(plan.origin, [20.0, 0.0, 0.0])
+    assert plan.poses_ego[-1, 0] > 5.0  # a 10 m/s ego keeps moving forward
+    assert {s.name: s.level for s in planner.statuses(2.0)}["planning"] == Level.OK
+    # The cycle at 2.1 waits for its own odometry instead of planning from the 2.0 one.
+    assert planner.plan(2.1, 2.1) is None
+
+
+def test_history_in_the_ego_frame_at_two_hertz(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    drive(planner, 0.0, 3.0, speed=10.0, images=False)
+    inputs_history = planner._ego_now()[4]
+    assert np.allclose(inputs_history[:, 0], [-15.0, -10.0, -5.0, 0.0], atol=1e-6)
+    # Before the track covers the span, the ego is assumed to have come at constant speed.
+    fresh = OnlinePlanner(runtime, [CAMERA])
+    drive(fresh, 0.0, 0.0, speed=8.0, images=False)
+    assert np.allclose(fresh._ego_now()[4][:, 0], [-12.0, -8.0, -4.0, 0.0])
+
+
+def test_a_stale_camera_gives_a_stop_trajectory_and_an_error_until_frames_return(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA], OnlineConfig(camera_timeout_s=1.0))
+    drive(planner, 0.0, 2.0)
+    assert reason(planner, 2.0)
+    drive(planner, 2.1, 4.0, images=False)  # the camera stops at 2.0
+    plan = planner.plan(4.0)
+    assert plan.safe_stop and "camera /cam" in plan.stop_reason
+    assert plan.poses_ego[:, 1].tolist() == [0.0] * 10 and np.all(np.diff(plan.poses_ego[:, 0]) >= 0)
+    assert plan.poses_ego[-1, 0] == pytest.approx(10.0**2 / (2 * 3.0))  # brakes to a stop at 3 m/s²
+    camera = status(planner, 4.0, "camera /cam")
+    assert camera.level == Level.ERROR and "stale" in camera.message
+    assert status(planner, 4.0, "planning").level == Level.ERROR
+    drive(planner, 4.1, 4.5)
+    assert reason(planner, 4.5)
+    recovered = planner.plan(4.5)
+    assert not recovered.safe_stop and status(planner, 4.5, "camera /cam").level == Level.OK
+
+
+def test_bad_odometry_is_rejected_and_named(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    drive(planner, 0.0, 1.0)
+    with pytest.raises(InputRejected, match="finite"):
+        planner.add_odometry(1.1, np.array([np.nan, 0.0, 0.0]), 10.0)
+    with pytest.raises(InputRejected, match="out of order"):
+        planner.add_odometry(0.95, np.array([9.5, 0.0, 0.0]), 10.0)
+    odometry = status(planner, 1.1, "odometry")
+    assert odometry.level == Level.WARN and "out of order" in odometry.message
+
+
+def test_a_jump_or_a_clock_reset_restarts_the_history_and_the_reasoning(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    drive(planner, 0.0, 2.0)
+    assert reason(planner, 2.0)
+    planner.add_odometry(2.1, np.array([500.0, 0.0, 0.0]), 10.0, "odom")  # relocalised 480 m away
+    assert planner.reasoning is None
+    assert "jumped" in status(planner, 2.1, "odometry").message
+    drive(planner, 3.0, 3.5, x0=500.0)
+    planner.add_odometry(0.5, np.array([0.0, 0.0, 0.0]), 1.0, "odom")  # the bag looped: time went back 3 s
+    assert "time went back" in status(planner, 0.5, "odometry").message
+    assert planner._ego_now()[0] == 0.5
+
+
+def test_commands_accept_aliases_and_name_unknown_ones(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    planner.set_command(0.0, "LaneFollow")
+    assert planner._command == "straight"
+    with pytest.raises(InputRejected, match="unknown driving command 'fly'"):
+        planner.set_command(0.1, "fly")
+    command = status(planner, 0.2, "command")
+    assert command.level == Level.WARN and "keeping 'straight'" in command.message
+
+
+def test_a_result_from_before_a_restart_is_dropped(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    drive(planner, 0.0, 1.0)
+    inputs = planner.reasoning_inputs(1.0)
+    result = planner.run_reasoning(inputs)
+    planner.add_odometry(1.1, np.array([900.0, 0.0, 0.0]), 10.0, "odom")
+    assert not planner.set_reasoning(inputs, result) and planner.reasoning is None
+
+
+def test_camera_count_must_divide_the_model_images(runtime):
+    with pytest.raises(ValueError, match="cannot share evenly"):
+        OnlinePlanner(runtime, ["/a", "/b", "/c"])
