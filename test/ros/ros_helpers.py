@@ -45,7 +45,7 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
     return process.returncode
 
 
-class TestNode:
+class RosProbe:
     """A test-side rclpy node in its own context, spun in a background thread; collects messages per topic."""
 
     def __init__(self, name: str = "spanvla_test") -> None:
