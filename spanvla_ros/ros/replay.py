@@ -88,8 +88,13 @@ def select_topics(reader, config: ReplayConfig) -> _Topics:
         command = check(config.command_topic, (COMMAND_TYPE,), "command")
     else:
         command = next((t for t, m in sorted(types.items()) if m == COMMAND_TYPE and "command" in t), None)
-    storage = config.storage or ("mcap" if any(Path(p).suffix == ".mcap" for p in reader.paths) else "sqlite3")
+    storage = config.storage or _storage_of(Path(config.bag))
     return _Topics(cameras, odometry, command, storage)
+
+
+def _storage_of(bag: Path) -> str:
+    files = [bag] if bag.is_file() else list(bag.iterdir())
+    return "mcap" if any(f.suffix == ".mcap" for f in files) else "sqlite3"
 
 
 def _open_reader(bag: Path):

@@ -3,11 +3,16 @@
 import cv2
 import numpy as np
 import pytest
-
-from spanvla_ros.ros.conversions import ImageConversionError, image_to_rgb, odometry_to_pose, path_message, path_to_poses
-from spanvla_ros.runtime.online import PlanOutput
-
 from ros_helpers import image_message, odometry_message
+
+from spanvla_ros.ros.conversions import (
+    ImageConversionError,
+    image_to_rgb,
+    odometry_to_pose,
+    path_message,
+    path_to_poses,
+)
+from spanvla_ros.runtime.online import PlanOutput
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ros_helpers import ROOT, RosProbe, start_node, stop_process, wait_for
 
 pytestmark = pytest.mark.ros

@@ -3,12 +3,11 @@ or bad inputs, restarts on jumps and clock resets, and the statuses that name ea
 
 import numpy as np
 import pytest
+from ros_helpers import road_frame
 
 from spanvla_ros.models import default_checkpoint
 from spanvla_ros.runtime import SpanVLARuntime
 from spanvla_ros.runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner
-
-from ros_helpers import road_frame
 
 CAMERA = "/cam"
 

@@ -8,10 +8,9 @@ import time
 import cv2
 import numpy as np
 import pytest
+from ros_helpers import RosProbe, image_message, odometry_message, road_frame, start_node, stop_process, wait_for
 
 from spanvla_ros.planning import stop_poses
-
-from ros_helpers import RosProbe, image_message, odometry_message, road_frame, start_node, stop_process, wait_for
 
 pytestmark = pytest.mark.ros
 SPEED = 10.0
@@ -117,7 +116,7 @@ def test_plans_reasoning_diagnostics_and_stop_on_a_silent_camera(planner):
     try:
         paths = test.collect(Path, "/spanvla_planner/output/trajectory")
         reasoning = test.collect(String, "/spanvla_planner/output/reasoning")
-        diagnostics = test.collect(DiagnosticArray, "/diagnostics")
+        test.collect(DiagnosticArray, "/diagnostics")
         timings = test.collect(Float64, "/spanvla_planner/debug/planning_ms")
         vehicle = Vehicle(test, "/test/camera/image_raw")
         vehicle.start()
