@@ -80,10 +80,9 @@ def test_replay_names_missing_topics(recorded_bag, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_realtime_replay_records_what_the_running_node_publishes(recorded_bag, tmp_path):
-    bag, storage = recorded_bag
-    if storage != "mcap":
-        pytest.skip("the realtime path is storage-independent; run it once")
+def test_realtime_replay_records_what_the_running_node_publishes(tmp_path):
+    bag = tmp_path / "drive"
+    record_drive(bag, "mcap")
     process = start_node(
         "planner_node",
         {"camera_topics": ["/vehicle/camera/image_raw"], "odometry_topic": "/vehicle/odom",
