@@ -29,10 +29,10 @@ demo: setup
 	$(VENV)/bin/spanvla demo --out runs/demo $(DEMO_ARGS)
 
 test: setup
-	$(PY) -m pytest -n $(JOBS)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 test-fast: setup
-	$(PY) -m pytest -n $(JOBS) -m "not slow"
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m "not slow"
 
 bench: setup
 	$(VENV)/bin/spanvla bench scorer --out bench/results/scorer.json

@@ -81,6 +81,8 @@ PARAMETERS = [
     Param("stop_deceleration_mps2", 3.0, "Braking of the stop trajectory", 0.5, 10.0),
     Param("executor_threads", 0, "Executor threads for the callbacks (0/1 = one; reasoning always has its own thread)."
           " rclpy's multi-threaded executor busy-waits a core under load, so one is the default", 0, 16),
+    Param("inject_fault", "", "Testing only: 'reasoning_raise' makes reasoning passes 2-4 raise, 'reasoning_hang' "
+          "makes pass 2 hang (exercises the watchdog)", choices=("", "reasoning_raise", "reasoning_hang")),
     Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics (also sent at once when a level changes)", 0.1, 10.0),
 ]  # fmt: skip
 
@@ -97,8 +99,9 @@ def resolve_artifact(spec: str) -> str:
     return spec.removeprefix("model:")
 
 
-def load_runtime(params: dict[str, Any], log) -> tuple[Any, str]:
-    """The runtime for ``backend`` over ``checkpoint``, or for the fallback when configured; raises StartupError."""
+def load_runtime(params: dict[str, Any], log) -> tuple[Any, str, str]:
+    """(runtime, backend name, why the primary failed or "") for ``backend`` over ``checkpoint``, or for the fallback
+    when configured; raises StartupError."""
     from ..runtime import SpanVLARuntime
 
     def attempt(backend: str, spec: str):
@@ -112,7 +115,7 @@ def load_runtime(params: dict[str, Any], log) -> tuple[Any, str]:
         return SpanVLARuntime.from_checkpoint_or_export(backend, resolve_artifact(spec), **options)
 
     try:
-        return attempt(params["backend"], params["checkpoint"]), params["backend"]
+        return attempt(params["backend"], params["checkpoint"]), params["backend"], ""
     except Exception as exc:
         message = f"cannot load backend '{params['backend']}' from '{params['checkpoint']}': {exc}"
         fallback = params["fallback_backend"]
@@ -120,7 +123,7 @@ def load_runtime(params: dict[str, Any], log) -> tuple[Any, str]:
             raise StartupError(message) from exc
         log.error(f"{message}; falling back to '{fallback}'")
         try:
-            return attempt(fallback, params["fallback_checkpoint"] or params["checkpoint"]), fallback
+            return attempt(fallback, params["fallback_checkpoint"] or params["checkpoint"]), fallback, message
         except Exception as fallback_exc:
             raise StartupError(f"{message}; the fallback '{fallback}' failed too: {fallback_exc}") from fallback_exc
 
@@ -129,7 +132,7 @@ class PlannerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self.params = p = declare(self, PARAMETERS)
-        runtime, self.backend_name = load_runtime(p, self.get_logger())
+        runtime, self.backend_name, self.fallback_reason = load_runtime(p, self.get_logger())
         meta = runtime.meta
         if p["history_length"] and p["history_length"] != meta["history_len"]:
             raise StartupError(
@@ -190,6 +193,7 @@ class PlannerNode(Node):
         self._worker_generation = 0
         self._pass_started_wall: float | None = None
         self.worker_restarts = 0
+        self.reasoning_passes = 0
         self._start_worker()
         self.create_timer(1.0 / p["planning_rate_hz"], self._on_planning_timer, callback_group=planning)
         self.create_timer(1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=housekeeping)
@@ -297,7 +301,9 @@ class PlannerNode(Node):
                 continue
             self._pass_started_wall = time.monotonic()
             start = time.perf_counter()
+            self.reasoning_passes += 1  # counted across worker restarts, so an injected hang happens once
             try:
+                self._inject_fault(self.reasoning_passes)
                 result = self.core.run_reasoning(inputs)
             except Exception as exc:  # a failed pass: plans continue on the last good cache
                 self.core.reasoning_failed(self._now(), f"{type(exc).__name__}: {exc}")
@@ -313,6 +319,13 @@ class PlannerNode(Node):
                 self.reasoning_pub.publish(String(data=result.text))
                 self._debug("reasoning_ms", elapsed_ms)
                 self._try_plan()
+
+    def _inject_fault(self, pass_number: int) -> None:
+        fault = self.params["inject_fault"]
+        if fault == "reasoning_raise" and 2 <= pass_number <= 4:
+            raise RuntimeError("injected fault (inject_fault: reasoning_raise)")
+        if fault == "reasoning_hang" and pass_number == 2:
+            time.sleep(3600.0)
 
     def _check_worker(self) -> None:
         started = self._pass_started_wall
@@ -336,7 +349,11 @@ class PlannerNode(Node):
     def _statuses(self) -> list[Status]:
         statuses = self.core.statuses(self._now())
         restarts = {"worker_restarts": str(self.worker_restarts)}
-        statuses.append(Status("backend", Level.OK, f"backend '{self.backend_name}'", restarts))
+        if self.fallback_reason:
+            message = f"running on the fallback backend '{self.backend_name}': {self.fallback_reason}"
+            statuses.append(Status("backend", Level.WARN, message, restarts))
+        else:
+            statuses.append(Status("backend", Level.OK, f"backend '{self.backend_name}'", restarts))
         return statuses
 
     def _publish_diagnostics(self, only_on_change: bool = False) -> None:

@@ -2,88 +2,11 @@
 paths in the configured frame at the stamped time, reasoning, diagnostics and timings; a silent camera gives the stop
 trajectory and an ERROR diagnostic, and its return brings planning back."""
 
-import threading
-import time
-
-import cv2
 import numpy as np
 import pytest
-from ros_helpers import RosProbe, image_message, odometry_message, road_frame, start_node, stop_process, wait_for
-
-from spanvla_ros.planning import stop_poses
+from ros_helpers import SPEED, RosProbe, Vehicle, is_stop, levels, start_node, stop_process, wait_for
 
 pytestmark = pytest.mark.ros
-SPEED = 10.0
-
-
-class Vehicle:
-    """Publishes odometry at 20 Hz (driving +x at SPEED) and camera frames at 10 Hz, stamped with wall time."""
-
-    def __init__(self, test: RosProbe, camera_topic: str, compressed: bool = False, frame_id: str = "odom") -> None:
-        from nav_msgs.msg import Odometry
-        from sensor_msgs.msg import CompressedImage, Image
-        from std_msgs.msg import String
-
-        self.test, self.compressed, self.frame_id = test, compressed, frame_id
-        self.camera = test.node.create_publisher(CompressedImage if compressed else Image, camera_topic, 10)
-        self.odometry = test.node.create_publisher(Odometry, "/test/odom", 10)
-        self.command = test.node.create_publisher(String, "/test/command", 10)
-        self.camera_on = True
-        self.stamps: list[float] = []
-        self.frame = road_frame()
-        self._running = True
-        self._start = time.time()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def start(self) -> None:
-        wait_for(lambda: self.odometry.get_subscription_count() > 0, 60, "planner_node to subscribe to odometry")
-        wait_for(lambda: self.camera.get_subscription_count() > 0, 10, "planner_node to subscribe to the camera")
-        time.sleep(0.5)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        from std_msgs.msg import String
-
-        k = 0
-        while self._running:
-            now = time.time()
-            self.odometry.publish(odometry_message(now, SPEED * (now - self._start), 0.0, 0.0, SPEED, self.frame_id))
-            self.stamps.append(round(now, 9))
-            if self.camera_on and k % 2 == 0:
-                self.camera.publish(self._image(now))
-            if k % 20 == 0:
-                self.command.publish(String(data="straight"))
-            k += 1
-            time.sleep(0.05)
-
-    def _image(self, now: float):
-        if not self.compressed:
-            return image_message(now, self.frame)
-        from builtin_interfaces.msg import Time
-        from sensor_msgs.msg import CompressedImage
-
-        from spanvla_ros.ros.conversions import seconds_to_stamp
-
-        msg = CompressedImage(format="jpeg")
-        msg.header.stamp = seconds_to_stamp(now, Time)
-        msg.data = cv2.imencode(".jpg", cv2.cvtColor(self.frame, cv2.COLOR_RGB2BGR))[1].tobytes()
-        return msg
-
-    def stop(self) -> None:
-        self._running = False
-        self._thread.join(timeout=2)
-
-
-def is_stop(path_msg) -> bool:
-    from spanvla_ros.ros.conversions import path_to_poses
-
-    poses = path_to_poses(path_msg)[2]
-    expected = stop_poses(SPEED, 10, 0.5, 3.0)
-    return bool(np.allclose(poses, expected, atol=0.3))
-
-
-def levels(diagnostics_msgs, name: str) -> list[int]:
-    return [s.level[0] for m in diagnostics_msgs for s in m.status if s.name == f"spanvla_planner: {name}"]
 
 
 @pytest.fixture(scope="module")
