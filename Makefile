@@ -13,11 +13,12 @@ export MPLBACKEND := Agg
 # pytest-xdist workers: one per core, at most 4.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup demo test test-fast lint bench weights clean help
+.PHONY: setup demo test test-fast lint bench soak weights clean help
 
 help:
 	@echo "make test    set up .venv and run the test suite"
 	@echo "make bench   run the benchmarks (JSON under bench/results/)"
+	@echo "make soak    10-minute load/soak of planner_node (30 Hz 1280x720 camera) → bench/results/soak.json"
 	@echo "make weights train the embedded default checkpoint (models/default) from config/train_default.yaml"
 	@echo "make lint    ruff check"
 	@echo "make demo    set up .venv and run the closed-loop demo (sim_node + planner_node over DDS) → runs/demo"
@@ -39,6 +40,9 @@ bench: setup
 	$(VENV)/bin/spanvla bench model --out bench/results/model.json
 	$(VENV)/bin/spanvla bench camera --out bench/results/camera.json
 	$(VENV)/bin/spanvla bench runtime --out bench/results/runtime.json
+
+soak: setup
+	$(VENV)/bin/spanvla bench soak --out bench/results/soak.json $(SOAK_ARGS)
 
 weights: setup
 	$(VENV)/bin/spanvla train recipe --config config/train_default.yaml --out models/default

@@ -224,6 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--out", type=Path, default=Path("bench/results/model.json"), help="JSON output file")
     model.add_argument("--repeats", type=int, default=15, help="timed repetitions per measurement")
     model.set_defaults(handler=_bench_model)
+    soak = bench_commands.add_parser(
+        "soak",
+        help="planner_node under a 30 Hz 1280x720 camera: planning rate, latency p50/p99, dropped frames, memory",
+    )
+    soak.add_argument("--out", type=Path, default=Path("bench/results/soak.json"), help="JSON output file")
+    soak.add_argument("--duration", type=float, default=600.0, help="seconds of load")
+    soak.add_argument("--warmup", type=float, default=60.0, help="seconds excluded from the steady-state numbers")
+    soak.add_argument("--camera-hz", type=float, default=30.0)
+    soak.add_argument("--width", type=int, default=1280)
+    soak.add_argument("--height", type=int, default=720)
+    soak.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"])
+    soak.add_argument("--checkpoint", default="model:default")
+    soak.add_argument("--camera-qos", default="sensor_data", choices=["sensor_data", "reliable"])
+    soak.set_defaults(handler=_bench_soak)
 
     from .ros.commands import add_commands
 
@@ -532,6 +546,28 @@ def _bench_simple(args: argparse.Namespace) -> int:
     write_json(result, args.out)
     print(json.dumps({k: result[k] for k in args.keys}, indent=2))
     return 0
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    from .benchmarks.soak import run
+    from .eval.report import write_json
+
+    result = run(
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        camera_hz=args.camera_hz,
+        width=args.width,
+        height=args.height,
+        backend=args.backend,
+        checkpoint=args.checkpoint,
+        camera_qos=args.camera_qos,
+        log_dir=Path("runs") / "soak",
+    )
+    write_json(result, args.out)
+    keys = ("planning_rate_hz", "planning_ms", "cycle_delay_ms", "frames_published", "frames_lost_in_transport",
+            "frames_dropped_by_node", "rss_mib_after_warmup", "rss_mib_final", "rss_growth_after_warmup")  # fmt: skip
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
+    return 0 if result["planner_exit_code"] in (0, None) else 1
 
 
 def _bench_model(args: argparse.Namespace) -> int:

@@ -69,6 +69,9 @@ PARAMETERS = [
     Param("base_frame", "base_link", "The ego's rear-axle frame id"),
     Param("camera_topics", ["/camera/front/image_raw"], "Camera topics, one per camera, in the model's camera order "
           "(sensor_msgs/Image; CompressedImage when the topic ends in /compressed)"),
+    Param("camera_qos", "sensor_data", "Camera subscription QoS: sensor_data (best effort, depth 5; matches any "
+          "publisher) or reliable (depth 2; needs a reliable publisher; no transport loss of multi-MB frames)",
+          choices=("sensor_data", "reliable")),
     Param("odometry_topic", "/odom", "Ego odometry (nav_msgs/Odometry, rear axle)"),
     Param("command_topic", "/planning/driving_command", "Driving command (std_msgs/String: left, straight, right, "
           "unknown, or a CARLA RoadOption name)"),
@@ -164,10 +167,15 @@ class PlannerNode(Node):
             name: self.create_publisher(Float64, f"~/debug/{name}", 10)
             for name in ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
         }
+        camera_qos = (
+            qos_profile_sensor_data
+            if p["camera_qos"] == "sensor_data"
+            else QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        )
         for topic in p["camera_topics"]:
             msg_type = CompressedImage if topic.rstrip("/").endswith("/compressed") else Image
             self.create_subscription(
-                msg_type, topic, lambda msg, name=topic: self._on_image(name, msg), qos_profile_sensor_data,
+                msg_type, topic, lambda msg, name=topic: self._on_image(name, msg), camera_qos,
                 callback_group=MutuallyExclusiveCallbackGroup(),
             )  # fmt: skip
         self.create_subscription(
