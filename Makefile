@@ -42,7 +42,7 @@ bench: setup
 	$(VENV)/bin/spanvla bench runtime --out bench/results/runtime.json
 
 soak: setup
-	$(VENV)/bin/spanvla bench soak --out bench/results/soak.json $(SOAK_ARGS)
+	$(VENV)/bin/spanvla bench soak --camera-qos reliable --out bench/results/soak.json $(SOAK_ARGS)
 
 weights: setup
 	$(VENV)/bin/spanvla train recipe --config config/train_default.yaml --out models/default

@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"])
     soak.add_argument("--checkpoint", default="model:default")
     soak.add_argument("--camera-qos", default="sensor_data", choices=["sensor_data", "reliable"])
+    soak.add_argument(
+        "--transports", default="LARGE_DATA", help="FASTDDS_BUILTIN_TRANSPORTS for both processes (DEFAULT: UDP + SHM)"
+    )
     soak.set_defaults(handler=_bench_soak)
 
     from .ros.commands import add_commands
@@ -561,10 +564,11 @@ def _bench_soak(args: argparse.Namespace) -> int:
         backend=args.backend,
         checkpoint=args.checkpoint,
         camera_qos=args.camera_qos,
+        transports=args.transports,
         log_dir=Path("runs") / "soak",
     )
     write_json(result, args.out)
-    keys = ("planning_rate_hz", "planning_ms", "cycle_delay_ms", "frames_published", "frames_lost_in_transport",
+    keys = ("planning_rate_hz", "planning_ms", "cycle_delay_ms", "frames_published", "frames_not_delivered",
             "frames_dropped_by_node", "rss_mib_after_warmup", "rss_mib_final", "rss_growth_after_warmup")  # fmt: skip
     print(json.dumps({k: result[k] for k in keys}, indent=2))
     return 0 if result["planner_exit_code"] in (0, None) else 1

@@ -40,15 +40,21 @@ def run(
     backend: str = "torch",
     checkpoint: str = "model:default",
     camera_qos: str = "sensor_data",
+    transports: str = "LARGE_DATA",
     log_dir: Path = Path("runs/soak"),
     progress: bool = True,
 ) -> dict[str, Any]:
     import os
 
-    from ..ros.demo import percentiles, ros_environment, start_node, stop_node
+    from ..ros.demo import percentiles
+    from ..ros.processes import ros_environment, start_node, stop_node
 
     env = ros_environment()
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH")})
+    # Multi-MB frames: Fast DDS's LARGE_DATA builtin transports (shared memory and TCP for data) instead of UDP
+    # fragments, whose retransmissions stalled the camera for about a second every minute or two in the soak.
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", transports)
+    keys = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH", "FASTDDS_BUILTIN_TRANSPORTS")
+    os.environ.update({k: env[k] for k in keys})
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
@@ -181,12 +187,14 @@ def run(
         "warmup_s": warmup_s,
         "camera": {"hz": camera_hz, "width": width, "height": height, "encoding": "rgb8", "qos": camera_qos},
         "odometry_hz": odometry_hz,
+        "fastdds_builtin_transports": env["FASTDDS_BUILTIN_TRANSPORTS"],
         "planning_rate_hz": sum(1 for t in paths if t >= after) / steady_s,
         "planning_ms": percentiles([v for t, v in planning_ms if t >= after]),
         "cycle_delay_ms": percentiles([v for t, v in cycle_ms if t >= after]),
         "frames_published": published["frames"],
         "frames_received_by_node": received,
-        "frames_lost_in_transport": max(published["frames"] - received - node_dropped, 0),
+        # Superseded in the bounded queues (the newest frame wins) or lost on the way.
+        "frames_not_delivered": max(published["frames"] - received - node_dropped, 0),
         "frames_dropped_by_node": node_dropped,
         "error_diagnostics": errors,
         "rss_mib_samples": [[round(t, 1), round(v, 1)] for t, v in rss],

@@ -9,9 +9,7 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -81,52 +79,17 @@ def default_params_file() -> Path:
     raise FileNotFoundError(f"config/sim_demo.yaml not found in {[str(c) for c in candidates]}")
 
 
-def ros_environment() -> dict[str, str]:
-    """The environment every demo process gets: DDS on loopback only, the venv as ament prefix, one inference
-    thread per process (two processes share a small CPU), headless rendering."""
-    env = dict(os.environ)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    if sys.prefix not in prefixes:
-        env["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("SDL_VIDEODRIVER", "offscreen")
-    env.setdefault("MPLBACKEND", "Agg")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def start_node(module: str, args: list[str], log_file: Path, env: dict[str, str]) -> subprocess.Popen:
-    """``python -m spanvla_ros.ros.<module> --ros-args ...`` with its output to ``log_file``."""
-    handle = open(log_file, "w")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(
-        [sys.executable, "-m", f"spanvla_ros.ros.{module}", "--ros-args", *args],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-
-
-def stop_node(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
-    """Ctrl-C, then kill if it does not exit."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
 def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     """Drive the demo; return the report (also written to ``out/report.json``)."""
+    from .processes import ros_environment
+
     env = ros_environment()
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH")})
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     from .bag import BagRecorder, BagWriter
+    from .processes import ros_environment, start_node, stop_node
 
     out = Path(config.out)
     for stale in ("bag", "episodes"):

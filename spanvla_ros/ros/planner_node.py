@@ -22,11 +22,10 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -44,6 +43,7 @@ from .conversions import (
     stamp_seconds,
 )
 from .parameters import Param, declare
+from .processes import StartupError, run_node
 
 NODE_NAME = "spanvla_planner"
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
@@ -88,10 +88,6 @@ PARAMETERS = [
           "makes pass 2 hang (exercises the watchdog)", choices=("", "reasoning_raise", "reasoning_hang")),
     Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics (also sent at once when a level changes)", 0.1, 10.0),
 ]  # fmt: skip
-
-
-class StartupError(RuntimeError):
-    """The node cannot start (artefact missing or tampered, backend unavailable, parameters inconsistent)."""
 
 
 def resolve_artifact(spec: str) -> str:
@@ -255,14 +251,15 @@ class PlannerNode(Node):
     # --- planning --------------------------------------------------------------------------------------------------
 
     def _on_planning_timer(self) -> None:
-        self._schedule(self._now())
+        # The timer is the fallback for silent odometry: it opens a cycle only when odometry has not for 1.5 periods.
+        self._schedule(self._now(), gap_periods=1.5)
 
-    def _schedule(self, cycle_s: float) -> None:
-        """Open a planning cycle at ``cycle_s`` unless one opened within the last period (the odometry and the timer
-        both open cycles: odometry keeps plans aligned with the inputs, the timer covers silent inputs)."""
+    def _schedule(self, cycle_s: float, gap_periods: float = 1.0) -> None:
+        """Open a planning cycle at ``cycle_s`` unless one opened within ``gap_periods`` planning periods (odometry
+        opens cycles, keeping plans aligned with the inputs; the timer covers silent inputs)."""
         with self._plan_lock:
             last = self._last_cycle_s
-            if last is not None and last <= cycle_s < last + self._period_s - 1e-3:
+            if last is not None and last <= cycle_s < last + gap_periods * self._period_s - 1e-3:
                 return
             self._due_s = cycle_s
         self._try_plan()
@@ -383,23 +380,14 @@ def main(args: list[str] | None = None) -> int:
 
     # OpenCV's worker pool and the inference library's threads busy-wait against each other on a small CPU.
     cv2.setNumThreads(1)
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = PlannerNode()
-            except (StartupError, ValueError) as exc:
-                rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
-                return 1
-            threads = node.params["executor_threads"]
-            executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+
+    def spin(node: PlannerNode) -> None:
+        threads = node.params["executor_threads"]
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+
+    return run_node(PlannerNode, NODE_NAME, spin, args)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 import rclpy
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
@@ -36,6 +36,7 @@ from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, 
 from ..sim.world import ENVIRONMENTS
 from .conversions import path_to_poses, seconds_to_stamp, yaw_to_quaternion
 from .parameters import Param, declare
+from .processes import run_node
 
 NODE_NAME = "spanvla_sim"
 START_TIME_S = 1.0  # sim time of the first tick (a zero stamp reads as "unset" to many tools)
@@ -238,23 +239,14 @@ def camera_info_message(camera: FrontCamera, header) -> CameraInfo:
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimNode()
-            except ValueError as exc:
-                rclpy.logging.get_logger(NODE_NAME).fatal(str(exc))
-                return 1
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            driver = threading.Thread(target=node.run, name="sim-drive", daemon=True)
-            driver.start()
-            while rclpy.ok() and not (node.finished.is_set() and node.params["exit_when_done"]):
-                executor.spin_once(timeout_sec=0.1)
-            node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    def spin(node: SimNode) -> None:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        threading.Thread(target=node.run, name="sim-drive", daemon=True).start()
+        while rclpy.ok() and not (node.finished.is_set() and node.params["exit_when_done"]):
+            executor.spin_once(timeout_sec=0.1)
+
+    return run_node(SimNode, NODE_NAME, spin, args)
 
 
 if __name__ == "__main__":

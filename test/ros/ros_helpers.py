@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,32 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_node(module: str, params: dict | None = None, params_file: Path | None = None, log: Path | None = None):
-    """`python -m spanvla_ros.ros.<module> --ros-args ...` with parameters; stdout/stderr to ``log``."""
-    args = [sys.executable, "-m", f"spanvla_ros.ros.{module}", "--ros-args"]
-    if params_file is not None:
-        args += ["--params-file", str(params_file)]
-    for key, value in (params or {}).items():
-        if isinstance(value, list):
-            value = "[" + ",".join(f"'{v}'" for v in value) + "]"
-        elif isinstance(value, bool):
-            value = str(value).lower()
-        args += ["-p", f"{key}:={value}"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    handle = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    """`python -m spanvla_ros.ros.<module> --ros-args ...` with parameters; output to ``log``."""
+    from spanvla_ros.ros.processes import parameter_args
+    from spanvla_ros.ros.processes import start_node as start
+
+    args = ["--params-file", str(params_file)] if params_file is not None else []
+    return start(module, args + parameter_args(params or {}), log)
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
-    import signal
+    from spanvla_ros.ros.processes import stop_node
 
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+    return stop_node(process, timeout_s)
 
 
 class RosProbe:

@@ -123,3 +123,11 @@ def test_the_demo_parameter_file_loads_into_the_real_sim_node(tmp_path):
     finally:
         probe.close()
         stop_process(process)
+
+
+def test_config_planner_yaml_holds_the_declared_defaults():
+    from spanvla_ros.ros.planner_node import PARAMETERS
+
+    values = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())["/spanvla_planner"]["ros__parameters"]
+    declared = {p.name: p.default for p in PARAMETERS if p.name != "inject_fault"}
+    assert values == declared
