@@ -46,15 +46,28 @@ def run(
 ) -> dict[str, Any]:
     import os
 
-    from ..ros.demo import percentiles
-    from ..ros.processes import ros_environment, start_node, stop_node
+    from ..ros.processes import ros_environment
 
     env = ros_environment()
     # Multi-MB frames: Fast DDS's LARGE_DATA builtin transports (shared memory and TCP for data) instead of UDP
     # fragments, whose retransmissions stalled the camera for about a second every minute or two in the soak.
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", transports)
     keys = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH", "FASTDDS_BUILTIN_TRANSPORTS")
+    previous = {k: os.environ.get(k) for k in keys}
     os.environ.update({k: env[k] for k in keys})
+    try:
+        return _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, sample_every_s, backend,
+                     checkpoint, camera_qos, log_dir, progress)  # fmt: skip
+    finally:  # later participants of this process keep their transports
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, sample_every_s, backend, checkpoint,
+          camera_qos, log_dir, progress) -> dict[str, Any]:  # fmt: skip
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
@@ -64,6 +77,8 @@ def run(
     from std_msgs.msg import Float64
 
     from ..ros.conversions import seconds_to_stamp, yaw_to_quaternion
+    from ..ros.demo import percentiles
+    from ..ros.processes import start_node, stop_node
     from ..scene.builders import straight_road_scene
     from ..sim.camera import CameraConfig, FrontCamera
 
