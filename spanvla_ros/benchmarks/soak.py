@@ -189,8 +189,10 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     steady_s = max(duration_s - warmup_s, 1e-9)
     window = min(60.0, steady_s / 2)
     rss_after = [(t, v) for t, v in rss if t >= warmup_s]
-    baseline = float(np.median([v for t, v in rss_after if t < warmup_s + window])) if rss_after else float("nan")
-    final = float(np.median([v for t, v in rss_after if t >= duration_s - window])) if rss_after else float("nan")
+    early = [v for t, v in rss_after if t < warmup_s + window] or [v for _, v in rss_after[:1]]
+    late = [v for t, v in rss_after if t >= duration_s - window] or [v for _, v in rss_after[-1:]]
+    baseline = float(np.median(early)) if early else float("nan")
+    final = float(np.median(late)) if late else float("nan")
     received = camera_counts.get("received", 0)
     node_dropped = camera_counts.get("dropped", 0)
     return {

@@ -462,10 +462,10 @@ class OnlinePlanner:
                 out.append(Status("planning", Level.OK, "planning", {"planning_ms": f"{plan.planning_ms:.1f}"}))
             return out
 
-    def _recent_event(self, source: str, now_s: float) -> str | None:
+    def _recent_event(self, source: str, now_s: float) -> tuple[float, str] | None:
         for stamp, _, event_source, message in reversed(self._events):
             if event_source == source and now_s - stamp <= self.config.rejection_memory_s:
-                return message
+                return stamp, message
         return None
 
     def _input_status(self, name: str, record: _Input, now_s: float, timeout_s: float) -> Status:
@@ -478,11 +478,15 @@ class OnlinePlanner:
         values["age_s"] = f"{age:.2f}"
         if age > timeout_s:
             return Status(name, Level.ERROR, f"stale: last message {age:.2f} s ago (timeout {timeout_s} s)", values)
+        # The newest of the last dropped message and the last restart (jump, clock reset) is shown.
+        recent = []
         if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
-            return Status(name, Level.WARN, f"dropped a message: {record.last_rejection[1]}", values)
+            recent.append((record.last_rejection[0], f"dropped a message: {record.last_rejection[1]}"))
         event = self._recent_event(name, now_s)
         if event is not None:
-            return Status(name, Level.WARN, event, values)
+            recent.append(event)
+        if recent:
+            return Status(name, Level.WARN, max(recent)[1], values)
         return Status(name, Level.OK, "receiving", values)
 
     def _command_status(self, now_s: float) -> Status:

@@ -12,7 +12,14 @@ def test_a_short_soak_measures_rate_latency_frames_and_memory(tmp_path):
     from spanvla_ros.benchmarks.soak import run
 
     result = run(
-        duration_s=8.0, warmup_s=2.0, width=640, height=360, camera_qos="reliable", log_dir=tmp_path, progress=False
+        duration_s=8.0,
+        warmup_s=2.0,
+        width=640,
+        height=360,
+        sample_every_s=1.0,
+        camera_qos="reliable",
+        log_dir=tmp_path,
+        progress=False,
     )
     assert result["planner_exit_code"] == 0, (tmp_path / "planner.log").read_text()[-2000:]
     assert result["planning_rate_hz"] > 0 and result["planning_ms"]["n"] > 0
