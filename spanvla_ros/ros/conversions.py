@@ -193,6 +193,14 @@ def path_to_poses(msg: Any) -> tuple[float, str, np.ndarray]:
     return stamp_seconds(msg.header.stamp), msg.header.frame_id, np.array(poses, dtype=np.float64).reshape(-1, 3)
 
 
+def path_dt_s(msg: Any, default: float = 0.5) -> float:
+    """The pose spacing of a path published as ``planner_node`` does (pose i at ``t0 + (i+1)·dt``)."""
+    if not msg.poses:
+        return default
+    dt = stamp_seconds(msg.poses[0].header.stamp) - stamp_seconds(msg.header.stamp)
+    return dt if dt > 1e-6 else default
+
+
 def marker_array(plan: PlanOutput, output_frame: str, base_frame: str, namespace: str = "spanvla"):
     """RViz markers: the path as a line strip (green; red for a stop trajectory), its poses as spheres, and the
     reasoning's first line as text above the ego."""

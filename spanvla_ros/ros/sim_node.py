@@ -34,7 +34,7 @@ from ..scene import Trajectory, world_to_ego
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, plot_episode
 from ..sim.world import ENVIRONMENTS
-from .conversions import path_to_poses, seconds_to_stamp, yaw_to_quaternion
+from .conversions import path_dt_s, path_to_poses, seconds_to_stamp, yaw_to_quaternion
 from .parameters import Param, declare
 from .processes import run_node
 
@@ -80,7 +80,7 @@ class SimNode(Node):
         self.camera = FrontCamera(
             CameraConfig(width=p["camera_width"], height=p["camera_height"], frame_id=f"{p['ego_name']}/rgb_front")
         )
-        self._plans: dict[int, tuple[str, np.ndarray, float]] = {}  # stamp ns → (frame, poses, wall receipt)
+        self._plans: dict[int, tuple] = {}  # stamp ns → (frame, poses, dt, wall receipt)
         self._plan_arrived = threading.Condition()
         self.results: list[dict[str, Any]] = []
         self.finished = threading.Event()
@@ -91,10 +91,10 @@ class SimNode(Node):
             self.get_logger().error(f"ignoring an empty or non-finite plan stamped {stamp:.2f}")
             return
         with self._plan_arrived:
-            self._plans[int(round(stamp * 1e9))] = (frame, poses, time.monotonic())
+            self._plans[int(round(stamp * 1e9))] = (frame, poses, path_dt_s(msg), time.monotonic())
             self._plan_arrived.notify_all()
 
-    def _wait_plan(self, stamp_ns: int, timeout_s: float) -> tuple[str, np.ndarray, float] | None:
+    def _wait_plan(self, stamp_ns: int, timeout_s: float) -> tuple | None:
         deadline = time.monotonic() + timeout_s
         with self._plan_arrived:
             for old in [s for s in self._plans if s < stamp_ns]:
@@ -159,15 +159,15 @@ class SimNode(Node):
             timeout = p["startup_timeout_s"] if first_episode and tick == 0 else p["plan_timeout_s"]
             received = self._wait_plan(stamp_ns, timeout) if p["synchronous"] else self._newest_plan()
             if received is not None:
-                frame, poses, arrived = received
+                frame, poses, dt_s, arrived = received
                 plan_stamp_s = clock_s if p["synchronous"] else plan_stamp_s
                 origin = origins.get(int(round(plan_stamp_s * 1e9)), world.ego_state[:3])
                 if frame != self.ego_frame and frame != "base_link":
                     poses = world_to_ego(poses, origin)  # a path in the map frame
-                plan, plan_origin = Trajectory(poses, 0.5), origin
+                plan, plan_origin = Trajectory(poses, dt_s), origin
                 latencies_ms.append(1e3 * (arrived - published))
                 if p["score_plans"]:
-                    pdms.append(score_trajectory(scene, poses)["pdms"])
+                    pdms.append(score_trajectory(scene, poses, dt_s)["pdms"])
             else:
                 late += 1
             scene = world.step(plan, plan_origin=plan_origin, plan_age_s=max(clock_s - plan_stamp_s, 0.0))
@@ -198,7 +198,7 @@ class SimNode(Node):
         # The next episode starts on a fresh clock second, so the planner sees the jump as a new drive.
         return result, float(np.ceil(clock_s + 1.0))
 
-    def _newest_plan(self) -> tuple[str, np.ndarray, float] | None:
+    def _newest_plan(self) -> tuple | None:
         with self._plan_arrived:
             if not self._plans:
                 return None
