@@ -98,12 +98,15 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     cycle_ms: list[tuple[float, float]] = []
     camera_counts: dict[str, int] = {}
     errors: dict[str, int] = {}
+    camera_errors: list[float] = []  # monotonic times of camera ERROR diagnostics
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         with lock:
             for status in msg.status:
                 if status.level[0] >= 2:
                     errors[status.message.split(":")[0]] = errors.get(status.message.split(":")[0], 0) + 1
+                if status.name.endswith(f"camera {CAMERA}") and status.level[0] >= 2:
+                    camera_errors.append(time.monotonic())
                 if status.name.endswith(f"camera {CAMERA}"):
                     camera_counts.update({kv.key: int(float(kv.value)) for kv in status.values if kv.key != "age_s"})
 
@@ -123,6 +126,7 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     image.header.frame_id = "front_camera_optical"
     image.data = frame.tobytes()
     published = {"frames": 0, "odometry": 0}
+    publish_s: list[tuple[float, float]] = []  # (time since start, seconds one image publish call took)
     running = threading.Event()
     running.set()
 
@@ -146,7 +150,9 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
                 next_odom += 1.0 / odometry_hz
             if now >= next_image:
                 image.header.stamp = stamp
+                before = time.monotonic()
                 image_pub.publish(image)
+                publish_s.append((before - start, time.monotonic() - before))
                 published["frames"] += 1
                 next_image += 1.0 / camera_hz
             time.sleep(max(0.0, min(next_odom, next_image) - time.monotonic()))
@@ -213,6 +219,10 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
         # Superseded in the bounded queues (the newest frame wins) or lost on the way.
         "frames_not_delivered": max(published["frames"] - received - node_dropped, 0),
         "frames_dropped_by_node": node_dropped,
+        # Where a camera gap starts: in this publisher (slow publish calls) or after it (transport, the node).
+        "image_publish_ms": percentiles([1e3 * d for _, d in publish_s]),
+        "slow_image_publishes": [[round(t, 1), round(d, 3)] for t, d in publish_s if d > 0.2],
+        "camera_errors_at_s": [round(t - start, 1) for t in camera_errors if t >= start],
         "error_diagnostics": errors,
         "rss_mib_samples": [[round(t, 1), round(v, 1)] for t, v in rss],
         "rss_mib_after_warmup": baseline,
