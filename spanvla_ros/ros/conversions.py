@@ -45,6 +45,14 @@ def seconds_to_stamp(seconds: float, stamp_type: Any) -> Any:
 # --- images ------------------------------------------------------------------------------------------------------
 
 
+def image_layout(msg: Any) -> tuple:
+    """What must match for a frame to share the last decoded frame's checks: encoding and size. A compressed
+    image's byte count changes with every frame, so compressed frames are all decoded (and checked)."""
+    if hasattr(msg, "format"):
+        return ("compressed", str(msg.format), len(msg.data))
+    return (str(msg.encoding), int(msg.height), int(msg.width), int(msg.step), len(msg.data))
+
+
 def image_to_rgb(msg: Any) -> np.ndarray:
     """``sensor_msgs/Image`` or ``CompressedImage`` → ``[H, W, 3]`` uint8 RGB; raises ImageConversionError."""
     if hasattr(msg, "format"):

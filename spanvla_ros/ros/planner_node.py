@@ -36,6 +36,7 @@ from ..runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner, 
 from .conversions import (
     ImageConversionError,
     diagnostic_array,
+    image_layout,
     image_to_rgb,
     marker_array,
     odometry_to_pose,
@@ -214,8 +215,12 @@ class PlannerNode(Node):
 
     def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         stamp = stamp_seconds(msg.header.stamp)
+        layout = image_layout(msg)
         try:
-            self.core.add_image(camera, stamp, image_to_rgb(msg))
+            if not self.core.frame_needed(camera, stamp, layout):
+                self.core.note_frame(camera, stamp)
+                return
+            self.core.add_image(camera, stamp, image_to_rgb(msg), layout)
         except ImageConversionError as exc:
             self.core.reject(camera, stamp, str(exc))
             self._warn_throttled(f"camera {camera}: {exc}")

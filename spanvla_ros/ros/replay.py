@@ -22,7 +22,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ..scene import ego_to_world, world_to_ego
-from .conversions import ImageConversionError, image_to_rgb, odometry_to_pose, path_to_poses, stamp_seconds
+from .conversions import (
+    ImageConversionError,
+    image_layout,
+    image_to_rgb,
+    odometry_to_pose,
+    path_to_poses,
+    stamp_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +166,11 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
                     continue
                 stamp = stamp_seconds(msg.header.stamp)
                 if connection.topic in topics.cameras:
-                    planner.add_image(connection.topic, stamp, image_to_rgb(msg))
+                    layout = image_layout(msg)  # the node's frame handling, so replay plans as the node does
+                    if planner.frame_needed(connection.topic, stamp, layout):
+                        planner.add_image(connection.topic, stamp, image_to_rgb(msg), layout)
+                    else:
+                        planner.note_frame(connection.topic, stamp)
                     continue
                 pose, speed = odometry_to_pose(msg)
                 planner.add_odometry(stamp, pose, speed, msg.header.frame_id)

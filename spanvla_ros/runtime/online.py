@@ -80,6 +80,9 @@ class OnlineConfig:
     max_plan_extent_m: float = 200.0
     #: How long a dropped message keeps its input at WARN.
     rejection_memory_s: float = 2.0
+    #: Frames closer than this to the last kept one (same size and encoding) only count as arrivals and are not
+    #: decoded: the model reads 2 Hz history, and decoding every multi-MB frame of a 30 Hz camera cannot keep up.
+    frame_keep_interval_s: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s"):
@@ -180,6 +183,7 @@ class OnlinePlanner:
     def _reset_state(self, now_s: float | None) -> None:
         span = (self.frames_per_camera - 1) * self.frame_dt_s + 2.0
         self._frames = {name: deque() for name in self.cameras}
+        self._kept: dict[str, tuple[float, tuple]] = {}  # camera → (stamp, layout) of the last stored frame
         self._frame_span_s = span
         self._odometry: deque[np.ndarray] = deque()  # rows (t, x, y, yaw_unwrapped, speed)
         self._odom_frame = ""
@@ -192,8 +196,29 @@ class OnlinePlanner:
 
     # --- inputs ----------------------------------------------------------------------------------------------------
 
-    def add_image(self, camera: str, stamp_s: float, image_rgb: np.ndarray) -> None:
-        """Store a camera frame ``[H, W, 3]`` uint8 RGB (resized to the model's input); raises InputRejected."""
+    def frame_needed(self, camera: str, stamp_s: float, layout: tuple = ()) -> bool:
+        """Whether a frame arriving at ``stamp_s`` should be decoded and stored (``add_image``) or only counted
+        (``note_frame``): False within ``frame_keep_interval_s`` after a kept frame of the same ``layout``."""
+        with self._lock:
+            kept = self._kept.get(camera)
+            if kept is None or kept[1] != layout:
+                return True
+            return not (0.0 <= stamp_s - kept[0] < self.config.frame_keep_interval_s)
+
+    def note_frame(self, camera: str, stamp_s: float) -> None:
+        """Count a frame that is not decoded (see ``frame_needed``); raises InputRejected for a bad stamp."""
+        with self._lock:
+            record = self._camera_inputs[camera]
+            try:
+                self._check_time(record, stamp_s, f"camera {camera}")
+            except InputRejected as exc:
+                record.reject(stamp_s if np.isfinite(stamp_s) else 0.0, str(exc))
+                raise
+            record.accept(stamp_s)
+
+    def add_image(self, camera: str, stamp_s: float, image_rgb: np.ndarray, layout: tuple = ()) -> None:
+        """Store a camera frame ``[H, W, 3]`` uint8 RGB (resized to the model's input); raises InputRejected.
+        ``layout`` (encoding, size) lets later frames of the same layout skip decoding (``frame_needed``)."""
         record = self._camera_inputs.get(camera)
         if record is None:
             raise InputRejected(f"unknown camera '{camera}' (configured: {self.cameras})")
@@ -215,6 +240,7 @@ class OnlinePlanner:
                 raise
             frames = self._frames[camera]
             frames.append((stamp_s, small))
+            self._kept[camera] = (stamp_s, layout)
             while frames and frames[0][0] < stamp_s - self._frame_span_s:
                 frames.popleft()
             record.accept(stamp_s)

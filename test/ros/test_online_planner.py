@@ -128,3 +128,17 @@ def test_a_result_from_before_a_restart_is_dropped(runtime):
 def test_camera_count_must_divide_the_model_images(runtime):
     with pytest.raises(ValueError, match="cannot share evenly"):
         OnlinePlanner(runtime, ["/a", "/b", "/c"])
+
+
+def test_frames_close_to_a_kept_one_are_counted_not_decoded(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA], OnlineConfig(frame_keep_interval_s=0.1))
+    layout = ("rgb8", 160, 160, 480, 76800)
+    assert planner.frame_needed(CAMERA, 1.0, layout)
+    planner.add_image(CAMERA, 1.0, road_frame(), layout)
+    assert not planner.frame_needed(CAMERA, 1.05, layout)  # 50 ms later, same layout: count only
+    assert planner.frame_needed(CAMERA, 1.05, ("bgr8", 160, 160, 480, 76800))  # a different layout is checked
+    assert planner.frame_needed(CAMERA, 1.1, layout)
+    planner.note_frame(CAMERA, 1.05)
+    assert planner._camera_inputs[CAMERA].last_stamp_s == 1.05
+    with pytest.raises(InputRejected, match="out of order"):
+        planner.note_frame(CAMERA, 1.02)
