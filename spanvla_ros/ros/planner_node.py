@@ -73,6 +73,8 @@ PARAMETERS = [
     Param("camera_qos", "sensor_data", "Camera subscription QoS: sensor_data (best effort, depth 5; matches any "
           "publisher) or reliable (depth 2; needs a reliable publisher; no transport loss of multi-MB frames)",
           choices=("sensor_data", "reliable")),
+    Param("frame_keep_interval_s", 0.1, "Camera frames closer than this to the last decoded one (same encoding and "
+          "size) are counted but not decoded; the model reads 2 Hz history", 0.0, 1.0),
     Param("odometry_topic", "/odom", "Ego odometry (nav_msgs/Odometry, rear axle)"),
     Param("command_topic", "/planning/driving_command", "Driving command (std_msgs/String: left, straight, right, "
           "unknown, or a CARLA RoadOption name)"),
@@ -148,6 +150,7 @@ class PlannerNode(Node):
             reasoning_timeout_s=max(p["reasoning_timeout_s"], p["reasoning_warn_s"]),
             stop_deceleration_mps2=p["stop_deceleration_mps2"],
             max_reasoning_tokens=p["max_reasoning_tokens"] or None,
+            frame_keep_interval_s=p["frame_keep_interval_s"],
         )
         try:
             self.core = OnlinePlanner(runtime, list(p["camera_topics"]), config)
