@@ -380,12 +380,9 @@ def _planner(name: str, backend: str = "torch"):
 
 def _model_path(spec: str) -> str:
     """``model:default`` names the shipped checkpoint (the package's share folder, else ./models/default)."""
-    path = spec.split(":", 1)[1]
-    if path != "default":
-        return f"model:{path}"
-    from .models import default_checkpoint
+    from .models import resolve_model
 
-    return f"model:{default_checkpoint()}"
+    return f"model:{resolve_model(spec)}"
 
 
 def _data_generate(args: argparse.Namespace) -> int:

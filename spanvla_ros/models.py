@@ -29,3 +29,11 @@ def default_checkpoint() -> Path:
         "the default checkpoint is missing: expected models/default (run `make weights` to train it) in "
         + " or ".join(str(c) for c in candidates)
     )
+
+
+def resolve_model(spec: str) -> str:
+    """A model artefact named as the tools take it: ``model:default`` (or ``default`` / empty) is the shipped
+    checkpoint; ``model:PATH`` or ``PATH`` is that directory (a checkpoint, or an export for onnxruntime/tensorrt)."""
+    if spec in ("model:default", "default", ""):
+        return str(default_checkpoint())
+    return spec.removeprefix("model:")

@@ -32,6 +32,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
 from visualization_msgs.msg import MarkerArray
 
+from ..models import resolve_model
 from ..runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner, Status
 from .conversions import (
     ImageConversionError,
@@ -93,14 +94,6 @@ PARAMETERS = [
 ]  # fmt: skip
 
 
-def resolve_artifact(spec: str) -> str:
-    if spec in ("model:default", "default", ""):
-        from ..models import default_checkpoint
-
-        return str(default_checkpoint())
-    return spec.removeprefix("model:")
-
-
 def load_runtime(params: dict[str, Any], log) -> tuple[Any, str, str]:
     """(runtime, backend name, why the primary failed or "") for ``backend`` over ``checkpoint``, or for the fallback
     when configured; raises StartupError."""
@@ -114,7 +107,7 @@ def load_runtime(params: dict[str, Any], log) -> tuple[Any, str, str]:
             options["providers"] = ["CPUExecutionProvider"]
         elif backend == "tensorrt":
             options["precision"] = params["precision"]
-        return SpanVLARuntime.from_checkpoint_or_export(backend, resolve_artifact(spec), **options)
+        return SpanVLARuntime.from_checkpoint_or_export(backend, resolve_model(spec), **options)
 
     try:
         return attempt(params["backend"], params["checkpoint"]), params["backend"], ""
@@ -218,12 +211,8 @@ class PlannerNode(Node):
 
     def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         stamp = stamp_seconds(msg.header.stamp)
-        layout = image_layout(msg)
         try:
-            if not self.core.frame_needed(camera, stamp, layout):
-                self.core.note_frame(camera, stamp)
-                return
-            self.core.add_image(camera, stamp, image_to_rgb(msg), layout)
+            self.core.add_frame(camera, stamp, image_layout(msg), lambda: image_to_rgb(msg))
         except ImageConversionError as exc:
             self.core.reject(camera, stamp, str(exc))
             self._warn_throttled(f"camera {camera}: {exc}")

@@ -136,13 +136,13 @@ def replay(config: ReplayConfig) -> dict[str, Any]:
 def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
     from std_msgs.msg import Float64, String
 
+    from ..models import resolve_model
     from ..runtime import SpanVLARuntime
     from ..runtime.online import InputRejected, OnlineConfig, OnlinePlanner
     from .bag import BagWriter
     from .conversions import marker_array, path_message
-    from .planner_node import resolve_artifact
 
-    runtime = SpanVLARuntime.from_checkpoint_or_export(config.backend, resolve_artifact(config.checkpoint))
+    runtime = SpanVLARuntime.from_checkpoint_or_export(config.backend, resolve_model(config.checkpoint))
     reader = _open_reader(config.bag)
     try:
         topics = select_topics(reader, config)
@@ -166,11 +166,7 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
                     continue
                 stamp = stamp_seconds(msg.header.stamp)
                 if connection.topic in topics.cameras:
-                    layout = image_layout(msg)  # the node's frame handling, so replay plans as the node does
-                    if planner.frame_needed(connection.topic, stamp, layout):
-                        planner.add_image(connection.topic, stamp, image_to_rgb(msg), layout)
-                    else:
-                        planner.note_frame(connection.topic, stamp)
+                    planner.add_frame(connection.topic, stamp, image_layout(msg), lambda m=msg: image_to_rgb(m))
                     continue
                 pose, speed = odometry_to_pose(msg)
                 planner.add_odometry(stamp, pose, speed, msg.header.frame_id)

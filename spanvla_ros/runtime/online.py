@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -195,6 +196,14 @@ class OnlinePlanner:
         self._generation = getattr(self, "_generation", 0) + 1
 
     # --- inputs ----------------------------------------------------------------------------------------------------
+
+    def add_frame(self, camera: str, stamp_s: float, layout: tuple, decode: Callable[[], np.ndarray]) -> None:
+        """A camera message arrived: count it (``note_frame``) or, when ``frame_needed``, ``decode()`` it to RGB and
+        store it (``add_image``). Raises InputRejected, or whatever ``decode`` raises for an undecodable message."""
+        if self.frame_needed(camera, stamp_s, layout):
+            self.add_image(camera, stamp_s, decode(), layout)
+        else:
+            self.note_frame(camera, stamp_s)
 
     def frame_needed(self, camera: str, stamp_s: float, layout: tuple = ()) -> bool:
         """Whether a frame arriving at ``stamp_s`` should be decoded and stored (``add_image``) or only counted
