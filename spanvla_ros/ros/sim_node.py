@@ -80,7 +80,7 @@ class SimNode(Node):
         self.camera = FrontCamera(
             CameraConfig(width=p["camera_width"], height=p["camera_height"], frame_id=f"{p['ego_name']}/rgb_front")
         )
-        self._plans: dict[int, tuple] = {}  # stamp ns → (frame, poses, dt, wall receipt)
+        self._plans: dict[int, tuple] = {}  # stamp ns → (stamp, frame, poses, dt, wall receipt)
         self._plan_arrived = threading.Condition()
         self.results: list[dict[str, Any]] = []
         self.finished = threading.Event()
@@ -91,7 +91,7 @@ class SimNode(Node):
             self.get_logger().error(f"ignoring an empty or non-finite plan stamped {stamp:.2f}")
             return
         with self._plan_arrived:
-            self._plans[int(round(stamp * 1e9))] = (frame, poses, path_dt_s(msg), time.monotonic())
+            self._plans[int(round(stamp * 1e9))] = (stamp, frame, poses, path_dt_s(msg), time.monotonic())
             self._plan_arrived.notify_all()
 
     def _wait_plan(self, stamp_ns: int, timeout_s: float) -> tuple | None:
@@ -159,8 +159,7 @@ class SimNode(Node):
             timeout = p["startup_timeout_s"] if first_episode and tick == 0 else p["plan_timeout_s"]
             received = self._wait_plan(stamp_ns, timeout) if p["synchronous"] else self._newest_plan()
             if received is not None:
-                frame, poses, dt_s, arrived = received
-                plan_stamp_s = clock_s if p["synchronous"] else plan_stamp_s
+                plan_stamp_s, frame, poses, dt_s, arrived = received
                 origin = origins.get(int(round(plan_stamp_s * 1e9)), world.ego_state[:3])
                 if frame != self.ego_frame and frame != "base_link":
                     poses = world_to_ego(poses, origin)  # a path in the map frame
