@@ -46,39 +46,28 @@ def run(
 ) -> dict[str, Any]:
     import os
 
-    from ..ros.processes import ros_environment
+    from ..ros.processes import ros_process_environment
 
-    env = ros_environment()
-    # Multi-MB frames: Fast DDS's LARGE_DATA builtin transports (shared memory and TCP for data) instead of UDP
-    # fragments, whose retransmissions stalled the camera for about a second every minute or two in the soak.
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", transports)
-    keys = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH", "FASTDDS_BUILTIN_TRANSPORTS")
-    previous = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: env[k] for k in keys})
-    try:
+    # Both processes use Fast DDS's LARGE_DATA builtin transports (shared memory and TCP for user data instead of UDP
+    # fragments) unless the caller's environment names others; the camera gaps described in the README occur with
+    # either.
+    transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", transports)
+    with ros_process_environment({"FASTDDS_BUILTIN_TRANSPORTS": transports}) as env:
         return _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, sample_every_s, backend,
                      checkpoint, camera_qos, log_dir, progress)  # fmt: skip
-    finally:  # later participants of this process keep their transports
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, sample_every_s, backend, checkpoint,
           camera_qos, log_dir, progress) -> dict[str, Any]:  # fmt: skip
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
     from nav_msgs.msg import Path as PathMsg
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64
 
     from ..ros.conversions import seconds_to_stamp, yaw_to_quaternion
     from ..ros.demo import percentiles
-    from ..ros.processes import start_node, stop_node
+    from ..ros.processes import BackgroundNode, start_node, stop_node
     from ..scene.builders import straight_road_scene
     from ..sim.camera import CameraConfig, FrontCamera
 
@@ -87,11 +76,8 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     params += ["-p", f"checkpoint:={checkpoint}", "-p", "diagnostics_rate_hz:=1.0", "-p", f"camera_qos:={camera_qos}"]
     planner = start_node("planner_node", params, log_dir / "planner.log", env)
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("spanvla_soak", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    probe = BackgroundNode("spanvla_soak")  # publishes the load and listens to the planner until closed
+    node = probe.node
     lock = threading.Lock()
     paths: list[float] = []
     planning_ms: list[tuple[float, float]] = []
@@ -157,17 +143,11 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
                 next_image += 1.0 / camera_hz
             time.sleep(max(0.0, min(next_odom, next_image) - time.monotonic()))
 
-    def spin() -> None:
-        while running.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
     deadline = time.monotonic() + 120.0
     while odom_pub.get_subscription_count() == 0 or image_pub.get_subscription_count() == 0:
         if time.monotonic() > deadline or planner.poll() is not None:
-            running.clear()
             stop_node(planner)
+            probe.close()
             raise RuntimeError(f"planner_node did not come up (see {log_dir / 'planner.log'})")
         time.sleep(0.2)
     time.sleep(1.0)
@@ -187,9 +167,7 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     publisher.join(timeout=2)
     time.sleep(1.5)  # the last diagnostics (counts) arrive
     exit_code = stop_node(planner)
-    spinner.join(timeout=2)
-    node.destroy_node()
-    rclpy.shutdown(context=context)
+    probe.close()
 
     after = start + warmup_s
     steady_s = max(duration_s - warmup_s, 1e-9)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,15 +79,8 @@ def default_params_file() -> Path:
 
 def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     """Drive the demo; return the report (also written to ``out/report.json``)."""
-    from .processes import ros_environment
-
-    env = ros_environment()
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH")})
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
     from .bag import BagRecorder, BagWriter
-    from .processes import ros_environment, start_node, stop_node
+    from .processes import BackgroundNode, ros_process_environment, start_node, stop_node
 
     out = Path(config.out)
     for stale in ("bag", "episodes"):
@@ -106,40 +97,22 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     planner_args += ["-p", f"backend:={config.backend}"]
 
     started = time.monotonic()
-    writer = BagWriter(out / "bag", "mcap")
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("spanvla_demo_recorder", context=context)
-    BagRecorder(node, recorded_topics(), writer)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spinning = threading.Event()
-    spinning.set()
-
-    def spin() -> None:
-        while spinning.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.1)
-
-    spinner = threading.Thread(target=spin, name="demo-recorder", daemon=True)
-    spinner.start()
-    planner = start_node("planner_node", planner_args, out / "planner.log", env)
-    sim = start_node("sim_node", sim_args, out / "sim.log", env)
-    budget_s = 240.0 + 3.0 * config.episodes * config.duration_s / max(config.real_time_factor, 0.2)
-    try:
-        sim_code = sim.wait(timeout=budget_s)
-    except subprocess.TimeoutExpired:
-        log.error("the simulator did not finish within %.0f s", budget_s)
-        sim_code = stop_node(sim)
-    finally:
-        planner_code = stop_node(planner)
-        time.sleep(0.5)  # the last messages reach the recorder
-        spinning.clear()
-        spinner.join(timeout=5.0)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        writer.close()
-    report = build_report(out, config, sim_code, planner_code, time.monotonic() - started)
-    return report
+    with ros_process_environment() as env, BagWriter(out / "bag", "mcap") as writer:
+        recorder = BackgroundNode("spanvla_demo_recorder")
+        BagRecorder(recorder.node, recorded_topics(), writer)
+        planner = start_node("planner_node", planner_args, out / "planner.log", env)
+        sim = start_node("sim_node", sim_args, out / "sim.log", env)
+        budget_s = 240.0 + 3.0 * config.episodes * config.duration_s / max(config.real_time_factor, 0.2)
+        try:
+            sim_code = sim.wait(timeout=budget_s)
+        except subprocess.TimeoutExpired:
+            log.error("the simulator did not finish within %.0f s", budget_s)
+            sim_code = stop_node(sim)
+        finally:
+            planner_code = stop_node(planner)
+            time.sleep(0.5)  # the last messages reach the recorder
+            recorder.close()
+    return build_report(out, config, sim_code, planner_code, time.monotonic() - started)
 
 
 def _read_float_topics(bag: Path) -> dict[str, list[float]]:

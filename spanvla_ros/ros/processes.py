@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,61 @@ def ros_environment() -> dict[str, str]:
     env.setdefault("MPLBACKEND", "Agg")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+@contextmanager
+def ros_process_environment(extra: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """``ros_environment()`` (plus ``extra``) applied to this process's DDS settings while the block runs, so its
+    own rclpy participants match the processes it starts; the previous values come back afterwards."""
+    env = {**ros_environment(), **(extra or {})}
+    keys = ["ROS_AUTOMATIC_DISCOVERY_RANGE", "AMENT_PREFIX_PATH", *(extra or {})]
+    previous = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: env[k] for k in keys})
+    try:
+        yield env
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class BackgroundNode:
+    """An rclpy node in a context of its own, spun by a background thread: a recorder, a load generator, a test
+    probe next to the node processes it talks to. Publishing from other threads is fine."""
+
+    def __init__(self, name: str) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._running = threading.Event()
+        self._running.set()
+        self._thread = threading.Thread(target=self._spin, name=f"{name}-spin", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running.is_set() and self.context.ok():
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        import rclpy
+
+        self._running.clear()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> BackgroundNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def start_node(module: str, ros_args: list[str], log_file: Path | None, env: dict[str, str] | None = None):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,72 +221,58 @@ def _message_class(msgtype: str):
 
 def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
     """Publish the bag into DDS at its pace (``/clock`` from the bag's time) and record the node's outputs."""
-    import rclpy
     from nav_msgs.msg import Path as PathMsg
-    from rclpy.executors import SingleThreadedExecutor
     from rosgraph_msgs.msg import Clock
     from std_msgs.msg import Float64, String
 
     from .bag import BagRecorder, BagWriter
     from .conversions import seconds_to_stamp
+    from .processes import BackgroundNode, ros_process_environment
 
-    reader = _open_reader(config.bag)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("spanvla_replay", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
     track: list[tuple] = []
-    received: list[tuple[float, np.ndarray]] = []
+    received: list[tuple[float, str, np.ndarray]] = []
     planning_ms: list[float] = []
     reasoning_ms: list[float] = []
-    try:
+    with ros_process_environment(), closing(_open_reader(config.bag)) as reader:
         topics = select_topics(reader, config)
-        writer = BagWriter(out / "outputs", topics.storage)
-        outputs = {
-            f"{OUTPUT_PREFIX}/output/trajectory": PathMsg,
-            f"{OUTPUT_PREFIX}/output/reasoning": String,
-            f"{OUTPUT_PREFIX}/debug/planning_ms": Float64,
-            f"{OUTPUT_PREFIX}/debug/reasoning_ms": Float64,
-        }
-        BagRecorder(node, outputs, writer)
-        node.create_subscription(
-            PathMsg, f"{OUTPUT_PREFIX}/output/trajectory", lambda m: received.append(path_to_poses(m)), 50
-        )
-        node.create_subscription(
-            Float64, f"{OUTPUT_PREFIX}/debug/planning_ms", lambda m: planning_ms.append(m.data), 50
-        )
-        node.create_subscription(
-            Float64, f"{OUTPUT_PREFIX}/debug/reasoning_ms", lambda m: reasoning_ms.append(m.data), 50
-        )
-        wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
-        publishers = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, 10) for c in wanted}
-        clock = node.create_publisher(Clock, "/clock", 10)
-        _wait_for_subscribers(node, executor, publishers[topics.odometry], timeout_s=30.0)
-        start_wall, start_bag = time.monotonic(), None
-        for connection, bag_time_ns, raw in reader.messages(connections=wanted):
-            start_bag = bag_time_ns if start_bag is None else start_bag
-            target = start_wall + (bag_time_ns - start_bag) * 1e-9 / config.rate
-            while time.monotonic() < target:
-                executor.spin_once(timeout_sec=max(0.0, min(0.01, target - time.monotonic())))
-            clock.publish(Clock(clock=seconds_to_stamp(bag_time_ns * 1e-9, type(Clock().clock))))
-            publishers[connection.topic].publish(raw)
-            writer.write_raw(connection.topic, connection.msgtype, node.get_clock().now().nanoseconds, raw)
-            if connection.topic == topics.odometry:
-                msg = reader.deserialize(raw, connection.msgtype)
-                try:
-                    pose, speed = odometry_to_pose(msg)
-                    track.append((stamp_seconds(msg.header.stamp), *pose, speed))
-                except ValueError:
-                    pass
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.05)
-        writer.close()
-    finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        reader.close()
+        # The node stops spinning before the writer closes, so no late output meets a closed bag.
+        with BagWriter(out / "outputs", topics.storage) as writer, BackgroundNode("spanvla_replay") as player:
+            node = player.node
+            outputs = {
+                f"{OUTPUT_PREFIX}/output/trajectory": PathMsg,
+                f"{OUTPUT_PREFIX}/output/reasoning": String,
+                f"{OUTPUT_PREFIX}/debug/planning_ms": Float64,
+                f"{OUTPUT_PREFIX}/debug/reasoning_ms": Float64,
+            }
+            BagRecorder(node, outputs, writer)
+            node.create_subscription(
+                PathMsg, f"{OUTPUT_PREFIX}/output/trajectory", lambda m: received.append(path_to_poses(m)), 50
+            )
+            node.create_subscription(
+                Float64, f"{OUTPUT_PREFIX}/debug/planning_ms", lambda m: planning_ms.append(m.data), 50
+            )
+            node.create_subscription(
+                Float64, f"{OUTPUT_PREFIX}/debug/reasoning_ms", lambda m: reasoning_ms.append(m.data), 50
+            )
+            wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
+            publishers = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, 10) for c in wanted}
+            clock = node.create_publisher(Clock, "/clock", 10)
+            _wait_for_subscribers(publishers[topics.odometry], timeout_s=30.0)
+            start_wall, start_bag = time.monotonic(), None
+            for connection, bag_time_ns, raw in reader.messages(connections=wanted):
+                start_bag = bag_time_ns if start_bag is None else start_bag
+                time.sleep(max(0.0, start_wall + (bag_time_ns - start_bag) * 1e-9 / config.rate - time.monotonic()))
+                clock.publish(Clock(clock=seconds_to_stamp(bag_time_ns * 1e-9, type(Clock().clock))))
+                publishers[connection.topic].publish(raw)
+                writer.write_raw(connection.topic, connection.msgtype, node.get_clock().now().nanoseconds, raw)
+                if connection.topic == topics.odometry:
+                    msg = reader.deserialize(raw, connection.msgtype)
+                    try:
+                        pose, speed = odometry_to_pose(msg)
+                        track.append((stamp_seconds(msg.header.stamp), *pose, speed))
+                    except ValueError:
+                        pass
+            time.sleep(2.0)  # the node's last outputs arrive
     track_array = np.array(track)
     records = []
     for stamp, frame, poses in received:
@@ -297,12 +284,12 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
     return _report(config, out, topics, records, track_array, planning_ms, reasoning_ms, 0)
 
 
-def _wait_for_subscribers(node, executor, publisher, timeout_s: float) -> None:
+def _wait_for_subscribers(publisher, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while publisher.get_subscription_count() == 0:
         if time.monotonic() > deadline:
             raise ReplayError(f"no node subscribes to {publisher.topic_name} after {timeout_s} s: start planner_node")
-        executor.spin_once(timeout_sec=0.1)
+        time.sleep(0.1)
     time.sleep(1.0)  # the subscriber's other topics settle too
 
 

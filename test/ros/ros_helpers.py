@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from spanvla_ros.ros.processes import BackgroundNode
+
 SPEED = 10.0
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,27 +34,13 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> int:
     return stop_node(process, timeout_s)
 
 
-class RosProbe:
-    """A test-side rclpy node in its own context, spun in a background thread; collects messages per topic."""
+class RosProbe(BackgroundNode):
+    """A test-side node (its own context, spun in the background) that collects messages per topic."""
 
     def __init__(self, name: str = "spanvla_test") -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(name)
         self.received: dict[str, list] = {}
         self._lock = threading.Lock()
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def collect(self, msg_type, topic: str, qos=10) -> list:
         messages: list = []
@@ -72,14 +60,6 @@ class RosProbe:
     def clear(self, topic: str) -> None:
         with self._lock:
             self.received[topic].clear()
-
-    def close(self) -> None:
-        import rclpy
-
-        self._running = False
-        self._thread.join(timeout=2.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, step_s: float = 0.05) -> None:
