@@ -65,8 +65,8 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     from sensor_msgs.msg import Image
     from std_msgs.msg import Float64
 
+    from ..eval.report import percentiles
     from ..ros.conversions import seconds_to_stamp, yaw_to_quaternion
-    from ..ros.demo import percentiles
     from ..ros.processes import BackgroundNode, start_node, stop_node
     from ..scene.builders import straight_road_scene
     from ..sim.camera import CameraConfig, FrontCamera

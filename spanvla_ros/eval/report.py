@@ -31,6 +31,19 @@ def write_json(data: Any, path: str | Path) -> Path:
     return path
 
 
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p99, mean and count of a latency series (NaN when empty)."""
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "n": 0}
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "p50": float(np.percentile(array, 50)),
+        "p99": float(np.percentile(array, 99)),
+        "mean": float(array.mean()),
+        "n": int(array.size),
+    }
+
+
 def plot_scene(
     scene: Scene,
     path: str | Path,

@@ -136,22 +136,10 @@ def _bag_summary(bag: Path) -> dict[str, Any]:
         return {"path": str(bag), "storage": "mcap", "messages": sum(counts.values()), "topics": counts}
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p99": float("nan"), "mean": float("nan"), "n": 0}
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "p50": float(np.percentile(array, 50)),
-        "p99": float(np.percentile(array, 99)),
-        "mean": float(array.mean()),
-        "n": int(array.size),
-    }
-
-
 def build_report(
     out: Path, config: DemoConfig, sim_code: int | None, planner_code: int | None, wall_s: float
 ) -> dict[str, Any]:
-    from ..eval.report import write_json
+    from ..eval.report import percentiles, write_json
 
     rows = []
     for seed in range(config.seed, config.seed + config.episodes):

@@ -329,8 +329,7 @@ def _plan_comfort(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego
 
 
 def _report(config, out, topics, records, track, planning_ms, reasoning_ms, dropped) -> dict[str, Any]:
-    from ..eval.report import write_json
-    from .demo import percentiles
+    from ..eval.report import percentiles, write_json
 
     dt_s = 0.5
     ade, fde, comfortable, stops = [], [], [], 0
