@@ -310,6 +310,7 @@ def _eval_make_scene(args: argparse.Namespace) -> int:
 
 def _eval_open_loop(args: argparse.Namespace) -> int:
     from .data.scenes import evaluation_scenes
+    from .eval import METRIC_NAMES
     from .eval.open_loop import evaluate_open_loop
     from .eval.report import plot_metric_breakdown, write_json
 
@@ -320,7 +321,7 @@ def _eval_open_loop(args: argparse.Namespace) -> int:
             args.episodes, args.seed, args.scenes_per_episode, min_departure_m=args.min_departure, kind=args.kind
         )
     )
-    keys = ("pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec")
+    keys = ("pdms", "epdms", *METRIC_NAMES)
     report = {
         "seed": args.seed,
         "episodes": args.episodes,

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spanvla_ros.eval import METRIC_NAMES
 from spanvla_ros.scene import Trajectory, save_trajectory, straight_poses
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec"}
+KEYS = {"pdms", "epdms", *METRIC_NAMES}
 
 
 def spanvla(*args, check=True):

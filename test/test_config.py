@@ -24,6 +24,6 @@ def test_nested_values_and_types_are_checked():
     assert config.comfort.max_lon_accel_mps2 == 3.0
     assert config.ttc_lookahead_s == (0, 0.5)
     with pytest.raises(ConfigError, match="expected bool"):
-        config_from_dict(ScorerConfig, {"expert_failure_filter": "yes"})
+        config_from_dict(ScorerConfig, {"human_penalty_filter": "yes"})
     with pytest.raises(ConfigError, match="not found"):
         load_config(ScorerConfig, ROOT / "config" / "missing.yaml")

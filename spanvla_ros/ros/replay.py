@@ -319,12 +319,13 @@ def displacement_errors(track: np.ndarray, stamp: float, origin: np.ndarray, pos
 def _plan_comfort(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego: np.ndarray, dt_s: float) -> bool:
     from ..eval import ComfortLimits
     from ..eval.comfort import is_comfortable
-    from ..eval.tracker import track_poses
+    from ..eval.tracker import initial_state, track_poses
     from ..sim.world import EGO_DIMENSIONS
 
     speed = float(np.interp(stamp, track[:, 0], track[:, 4]))
     steps = int(round(len(poses_ego) * dt_s / 0.1))
-    states = track_poses(ego_to_world(poses_ego, origin)[None], dt_s, origin, speed, 0.0, 0.0, EGO_DIMENSIONS, steps)
+    start = initial_state(origin, speed)
+    states = track_poses(ego_to_world(poses_ego, origin)[None], dt_s, start, EGO_DIMENSIONS, steps)
     return bool(is_comfortable(states, 0.1, ComfortLimits())[0])
 
 

@@ -125,6 +125,8 @@ def _scene_document(scene: Scene) -> dict[str, Any]:
         "route_centerline_xy": np.asarray(scene.route_centerline_xy, dtype=np.float64),
         "reference_poses_ego": None if scene.reference_poses_ego is None else np.asarray(scene.reference_poses_ego),
         "reference_dt_s": scene.reference_dt_s,
+        "human_poses_ego": None if scene.human_poses_ego is None else np.asarray(scene.human_poses_ego),
+        "synthetic": scene.synthetic,
         "metadata": scene.metadata,
         "map": {
             "drivable_area_wkt": scene.map.drivable_area.wkt,
@@ -170,6 +172,8 @@ def _scene_document(scene: Scene) -> dict[str, Any]:
             "yaw_rate_radps": ego.yaw_rate_radps,
             "history_poses": np.asarray(ego.history_poses, dtype=np.float64),
             "history_dt_s": ego.history_dt_s,
+            "history_speeds_mps": _optional_array(ego.history_speeds_mps),
+            "history_accelerations_mps2": _optional_array(ego.history_accelerations_mps2),
             "dimensions": vars(ego.dimensions).copy(),
         },
     }
@@ -222,6 +226,8 @@ def _scene_from_document(data: dict[str, Any]) -> Scene:
         history_poses=np.asarray(e["history_poses"], dtype=np.float64).reshape(-1, 3),
         history_dt_s=float(e["history_dt_s"]),
         dimensions=VehicleDimensions(**e["dimensions"]),
+        history_speeds_mps=_optional_array(e.get("history_speeds_mps")),
+        history_accelerations_mps2=_optional_array(e.get("history_accelerations_mps2")),
     )
     reference = data.get("reference_poses_ego")
     return Scene(
@@ -235,9 +241,15 @@ def _scene_from_document(data: dict[str, Any]) -> Scene:
         horizon_steps=int(data["horizon_steps"]),
         reference_poses_ego=None if reference is None else np.asarray(reference, dtype=np.float64),
         reference_dt_s=float(data["reference_dt_s"]),
+        human_poses_ego=_optional_array(data.get("human_poses_ego")),
+        synthetic=bool(data.get("synthetic", False)),
         token=str(data.get("token", "")),
         metadata=dict(data.get("metadata") or {}),
     )
+
+
+def _optional_array(value: Any) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=np.float64)
 
 
 def _arrays_to_lists(value: Any) -> Any:

@@ -56,6 +56,10 @@ class VehicleDimensions:
     wheelbase_m: float = 2.8
 
 
+#: NAVSIM's ego (nuPlan's Chrysler Pacifica): the box and wheelbase its scores are computed with.
+PACIFICA = VehicleDimensions(length_m=5.176, width_m=2.297, rear_axle_to_center_m=1.461, wheelbase_m=3.089)
+
+
 @dataclass(frozen=True, eq=False)
 class Lane:
     """A lane: centerline polyline ``[N, 2]`` in travel order, width, neighbours and flags.
@@ -183,6 +187,10 @@ class EgoState:
     yaw_rate_radps: float = 0.0
     history_dt_s: float = 0.5
     dimensions: VehicleDimensions = field(default_factory=VehicleDimensions)
+    #: Logged longitudinal speed and acceleration at each history pose ``[H]`` (NAVSIM's history comfort reads
+    #: them); None: estimated from the history poses, with the current speed and acceleration at t = 0.
+    history_speeds_mps: np.ndarray | None = None
+    history_accelerations_mps2: np.ndarray | None = None
 
     @property
     def steering_angle_rad(self) -> float:
@@ -217,7 +225,9 @@ class Scene:
 
     ``route_lane_ids``: lanes the ego may drive in (driving-direction compliance); ``route_centerline_xy [N, 2]``: the
     path progress and lane keeping are measured along. ``reference_poses_ego [K, 3]`` (optional): the expert's plan in
-    the ego frame at ``reference_dt_s``, the yardstick for ego progress and the expert-failure filter.
+    the ego frame at ``reference_dt_s``, the yardstick for ego progress (NAVSIM's PDM-Closed trajectory).
+    ``human_poses_ego [K, 3]`` (optional): what the logged driver did next, at ``reference_dt_s``, for NAVSIM v2's
+    human-penalty filter, which applies to original scenes only (``synthetic=False``).
     """
 
     map: MapData
@@ -230,6 +240,8 @@ class Scene:
     horizon_steps: int = 40
     reference_poses_ego: np.ndarray | None = None
     reference_dt_s: float = 0.5
+    human_poses_ego: np.ndarray | None = None
+    synthetic: bool = False
     token: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -277,6 +289,13 @@ class Scene:
                 raise SceneError(f"agent '{agent.id}' has a non-positive size")
         if self.reference_poses_ego is not None:
             validate_poses(self.reference_poses_ego, "reference_poses_ego", error=SceneError)
+        if self.human_poses_ego is not None:
+            validate_poses(self.human_poses_ego, "human_poses_ego", error=SceneError)
+        history_count = len(np.asarray(ego.history_poses))
+        for name in ("history_speeds_mps", "history_accelerations_mps2"):
+            values = getattr(ego, name)
+            if values is not None:
+                _check_array(values, (history_count,), f"ego.{name}")
         return self
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from ..eval.tracker import StateIndex, track_poses
+from ..eval.tracker import NUM_STATES, StateIndex, interpolate_plan, simulate
 from ..scene import (
     Agent,
     AgentKind,
@@ -47,6 +47,8 @@ ENV_OVERRIDES: dict[str, dict[str, Any]] = {
     "intersection": {"initial_vehicle_count": 6, "spawn_probability": 0.4},
 }
 HW_VEHICLE_LENGTH_M, HW_VEHICLE_WIDTH_M = 5.0, 2.0
+#: How far ahead (in ticks) the ego's controller fits its speed and curvature profiles (the scorer's 4 s).
+REFERENCE_STEPS = 40
 EGO_DIMENSIONS = VehicleDimensions(length_m=5.0, width_m=2.0, rear_axle_to_center_m=1.5, wheelbase_m=3.0)
 
 
@@ -109,7 +111,7 @@ class HighwayWorld:
         self._ego_history: deque[np.ndarray] = deque()
         self._map: MapData | None = None
         self._route_lane_ids: tuple[str, ...] = ()
-        self._ego_state = np.zeros(7)
+        self._ego_state = np.zeros(NUM_STATES)
         self._agent_names: dict[int, str] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ class HighwayWorld:
         self.seed = seed
         self.time_s = 0.0
         ego = self._ego
-        self._ego_state = np.zeros(7)
+        self._ego_state = np.zeros(NUM_STATES)
         self._ego_state[:2] = to_world_xy(ego.position)
         self._ego_state[StateIndex.HEADING] = to_world_heading(ego.heading)
         self._ego_state[StateIndex.SPEED] = ego.speed
@@ -149,17 +151,11 @@ class HighwayWorld:
         poses_world = ego_to_world(plan.poses, origin)
         poses_world = _remaining_plan(poses_world, plan.dt_s, plan_age_s, self._ego_state[:3])
         state = self._ego_state
-        states = track_poses(
-            poses_world[None],
-            plan.dt_s,
-            state[:3],
-            state[StateIndex.SPEED],
-            state[StateIndex.ACCELERATION],
-            state[StateIndex.YAW_RATE],
-            EGO_DIMENSIONS,
-            num_steps=1,
-            dt_s=dt,
-        )
+        # The scorer's simulator, one tick at a time from the car's full state (its steering carries over); the
+        # speed and curvature profiles are fitted to what is left of the plan, up to 4 s of it.
+        reference_steps = int(np.clip(round(len(poses_world) * plan.dt_s / dt), 3, REFERENCE_STEPS))
+        reference = interpolate_plan(poses_world[None], plan.dt_s, state[:3], reference_steps, dt)
+        states = simulate(reference, state, EGO_DIMENSIONS, dt, num_steps=1)
         self._ego_state = states[0, 1].copy()
         road = self.road
         road.act()
@@ -200,7 +196,7 @@ class HighwayWorld:
 
     @property
     def ego_state(self) -> np.ndarray:
-        """``[7]`` world-frame state of the ego (tracker StateIndex layout)."""
+        """``[NUM_STATES]`` world-frame state of the ego (tracker StateIndex layout)."""
         return self._ego_state.copy()
 
     @property

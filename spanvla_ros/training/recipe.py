@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..config import config_to_dict
+from ..eval import METRIC_NAMES
 from ..files import file_sha256
 from .config import load_train_config
 from .data import ensure_dataset
@@ -66,7 +67,7 @@ def evaluate_checkpoint(
     closed = evaluate_closed_loop(
         planner, closed_loop_episodes, 100_000, ClosedLoopConfig(replan_every_ticks=5), progress=progress
     )
-    keep = ("pdms", "epdms", "nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "c", "hc", "ec", "n_scenes", "pdms_by_env")
+    keep = ("pdms", "epdms", *METRIC_NAMES, "n_scenes", "pdms_by_env")
     return {
         "open_loop": {k: open_loop[k] for k in keep},
         "closed_loop": {

@@ -1,14 +1,16 @@
 import numpy as np
 import pytest
 
-from spanvla_ros.eval import StateIndex, track_poses
-from spanvla_ros.scene import TrajectoryError, VehicleDimensions, straight_poses
+from spanvla_ros.eval import StateIndex, initial_state, track_poses
+from spanvla_ros.scene import PACIFICA, TrajectoryError, straight_poses
 
 T = np.arange(41) * 0.1
 
 
 def track(poses, speed, yaw_rate=0.0):
-    return track_poses(np.asarray(poses)[None], 0.5, np.zeros(3), speed, 0.0, yaw_rate, VehicleDimensions(), 40)[0]
+    steering = np.arctan(PACIFICA.wheelbase_m * yaw_rate / speed) if speed > 0 else 0.0
+    start = initial_state(np.zeros(3), speed, 0.0, yaw_rate, steering)
+    return track_poses(np.asarray(poses)[None], 0.5, start, PACIFICA, 40)[0]
 
 
 def arc(speed, radius, t):
@@ -34,19 +36,22 @@ def test_tracks_a_curve_within_15_cm(speed, radius):
 
 
 def test_tracks_a_lane_change_from_a_straight_start():
+    # NAVSIM's tracker lags a lane change (its lateral LQR looks 1 s ahead and weighs heading over offset): most of
+    # the 3.5 m is done after 4 s, and the car is turning back.
     plan = straight_poses(15.0, 10)
     plan[:, 1] = 3.5 * np.clip((np.arange(1, 11) * 0.5 - 0.5) / 3.0, 0, 1)
     states = track(plan, 15.0)
-    assert abs(states[-1, 1] - 3.5) < 0.3
-    assert abs(states[-1, StateIndex.HEADING]) < 0.05
+    assert 2.5 < states[-1, 1] < 3.8
+    assert abs(states[-1, StateIndex.HEADING]) < 0.15
+    assert np.all(np.diff(states[:, 1]) > -1e-6)  # never swings the wrong way
 
 
-def test_stop_profile_reaches_zero_speed_without_reversing():
+def test_stop_profile_comes_to_a_stop_near_the_planned_point():
     plan = straight_poses(10.0, 10, accel_mps2=-3.0)  # stops after 3.33 s at 16.7 m
     states = track(plan, 10.0)
-    assert states[:, StateIndex.SPEED].min() >= 0.0
-    assert states[-1, StateIndex.SPEED] < 0.1
-    assert abs(states[-1, 0] - 100.0 / 6.0) < 0.6
+    assert states[:, StateIndex.SPEED].min() > -0.1  # NAVSIM's car may reverse; a stop plan barely does
+    assert states[-1, StateIndex.SPEED] < 0.6
+    assert 100.0 / 6.0 - 0.5 < states[-1, 0] < 100.0 / 6.0 + 3.0  # it brakes late: ~2 m past the planned stop
 
 
 def test_plan_shorter_than_the_horizon_is_an_error():
