@@ -264,16 +264,15 @@ def _score_states(
     dims = config.ego
     corners = box_corners(states[..., :3], dims.length_m, dims.width_m, dims.rear_axle_to_center_m)  # [B, T, 4, 2]
     centers = corners.mean(axis=2)  # [B, T, 2]
-    ego_polygons = shapely.polygons(corners)  # [B, T]
     areas = _ego_areas(scene, corners, centers, states)
 
     metrics: dict[str, np.ndarray] = {}
     lookahead_steps = max(int(round(s / scene.dt_s)) for s in config.ttc_lookahead_s)
     agents = _AgentTracks(scene, steps + lookahead_steps)
-    metrics["nc"] = _no_at_fault_collision(states, corners, centers, ego_polygons, areas, agents, config)
+    metrics["nc"] = _no_at_fault_collision(states, corners, centers, areas, agents, config)
     metrics["dac"] = np.where(areas.non_drivable.any(axis=1), 0.0, 1.0)
     metrics["ddc"] = _driving_direction(centers, areas.oncoming & ~areas.center_in_intersection, scene.dt_s, config)
-    metrics["tlc"] = _traffic_light_compliance(scene, ego_polygons, steps)
+    metrics["tlc"] = _traffic_light_compliance(scene, corners, steps)
     first_ttc_step = _first_time_to_collision_step(states, corners, centers, areas, agents, scene.dt_s, config)
     metrics["ttc"] = np.where(first_ttc_step < steps, 0.0, 1.0)
     metrics["ttc_v2"] = np.where(first_ttc_step <= config.ttc_v2_last_step, 0.0, 1.0)
@@ -330,7 +329,7 @@ def _ego_areas(scene: Scene, corners: np.ndarray, centers: np.ndarray, states: n
 
 
 class _AgentTracks:
-    """Agent boxes over ``steps`` samples as arrays and shapely polygons. An agent whose future ends before that
+    """Agent boxes over ``steps`` samples. An agent whose future ends before that
     keeps its last velocity (v1.1's TTC looks 0.9 s past the 4 s horizon)."""
 
     def __init__(self, scene: Scene, steps: int) -> None:
@@ -350,8 +349,7 @@ class _AgentTracks:
         )
         lengths = np.array([a.length_m for a in agents])
         widths = np.array([a.width_m for a in agents])
-        self.corners = box_corners(self.poses, lengths[:, None], widths[:, None])
-        self.polygons = shapely.polygons(self.corners)  # [A, T]
+        self.corners = box_corners(self.poses, lengths[:, None], widths[:, None])  # [A, T, 4, 2]
         self.radius = 0.5 * np.hypot(lengths, widths)  # [A]
 
 
@@ -373,10 +371,33 @@ def _candidate_pairs(
     ego_centers: np.ndarray, ego_radius: float, agents: _AgentTracks, time_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (proposal, time, agent) whose bounding circles overlap; ``time_index [T]`` maps ego to agent time."""
-    agent_centers = agents.poses[:, time_index, :2]  # [A, T', 2]
-    distance = np.linalg.norm(ego_centers[:, :, None, :] - agent_centers.transpose(1, 0, 2)[None], axis=-1)
-    b, t, a = np.nonzero(distance <= ego_radius + agents.radius[None, None, :] + 1e-6)
+    agent_centers = agents.poses[:, time_index, :2].transpose(1, 0, 2)[None]  # [1, T', A, 2]
+    dx = ego_centers[:, :, None, 0] - agent_centers[..., 0]
+    dy = ego_centers[:, :, None, 1] - agent_centers[..., 1]
+    reach = ego_radius + agents.radius[None, None, :] + 1e-6
+    b, t, a = np.nonzero(dx * dx + dy * dy <= reach * reach)
     return b, t, a
+
+
+def _boxes_intersect(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Whether rectangles ``[N, 4, 2]`` (corners front-left, rear-left, rear-right, front-right) overlap or touch,
+    pairwise ``[N]``: no edge direction of either box separates their projections (the separating-axis test, which
+    answers as shapely's ``intersects`` does for two boxes)."""
+    offset = 0.5 * (second[:, 0] + second[:, 2] - first[:, 0] - first[:, 2])  # centre to centre
+    half_axes = (
+        0.5 * (first[:, 0] - first[:, 1]),
+        0.5 * (first[:, 0] - first[:, 3]),
+        0.5 * (second[:, 0] - second[:, 1]),
+        0.5 * (second[:, 0] - second[:, 3]),
+    )
+    separated = np.zeros(len(first), dtype=bool)
+    for axis in half_axes:
+
+        def extent(v: np.ndarray, axis: np.ndarray = axis) -> np.ndarray:
+            return np.abs(v[:, 0] * axis[:, 0] + v[:, 1] * axis[:, 1])
+
+        separated |= extent(offset) > sum(extent(h) for h in half_axes)
+    return ~separated
 
 
 def _relative_angle(ego_state: np.ndarray, agent_xy: np.ndarray) -> float:
@@ -389,7 +410,6 @@ def _no_at_fault_collision(
     states: np.ndarray,
     corners: np.ndarray,
     centers: np.ndarray,
-    ego_polygons: np.ndarray,
     areas: _Areas,
     agents: _AgentTracks,
     config: ScorerConfig,
@@ -399,7 +419,7 @@ def _no_at_fault_collision(
     if agents.count == 0:
         return scores
     b, t, a = _candidate_pairs(centers, _ego_radius(config), agents, np.arange(steps))
-    hit = shapely.intersects(ego_polygons[b, t], agents.polygons[a, t])
+    hit = _boxes_intersect(corners[b, t], agents.corners[a, t])
     b, t, a = b[hit], t[hit], a[hit]
     order = np.lexsort((a, t, b))
     not_at_fault: dict[int, set[int]] = {}
@@ -432,7 +452,7 @@ def _collision_type(
     if _relative_angle(state, agents.poses[agent, step, :2]) > np.deg2rad(config.agent_behind_angle_deg):
         return CollisionType.ACTIVE_REAR
     front = shapely.LineString([corners[FRONT_LEFT], corners[FRONT_RIGHT]])
-    if shapely.intersects(front, agents.polygons[agent, step]):
+    if shapely.intersects(front, shapely.Polygon(agents.corners[agent, step])):
         return CollisionType.ACTIVE_FRONT
     return CollisionType.ACTIVE_LATERAL
 
@@ -466,8 +486,7 @@ def _first_time_to_collision_step(
         b, t, a = _candidate_pairs(projected_centers, ego_radius, agents, np.arange(steps) + shift)
         if len(b) == 0:
             continue
-        polygons = shapely.polygons(projected_corners[b, t])
-        hit = shapely.intersects(polygons, agents.polygons[a, t + shift])
+        hit = _boxes_intersect(projected_corners[b, t], agents.corners[a, t + shift])
         hits.extend(zip(b[hit].tolist(), t[hit].tolist(), [order] * int(hit.sum()), a[hit].tolist(), strict=True))
     ahead_tol = np.deg2rad(config.agent_ahead_angle_deg)
     behind_tol = np.deg2rad(config.agent_behind_angle_deg)
@@ -503,16 +522,19 @@ def _driving_direction(centers: np.ndarray, oncoming: np.ndarray, dt_s: float, c
     )
 
 
-def _traffic_light_compliance(scene: Scene, ego_polygons: np.ndarray, steps: int) -> np.ndarray:
+def _traffic_light_compliance(scene: Scene, corners: np.ndarray, steps: int) -> np.ndarray:
     """TLC: the ego box never touches an on-route lane while its light is red."""
-    scores = np.ones(ego_polygons.shape[0])
+    scores = np.ones(corners.shape[0])
     route = set(scene.route_lane_ids)
+    ego_polygons = None
     for light in scene.map.traffic_lights:
         if light.lane_id not in route:
             continue
         red = np.array([state is TrafficLightState.RED for state in light.states_over(steps)])
         if not red.any():
             continue
+        if ego_polygons is None:
+            ego_polygons = shapely.polygons(corners)  # [B, T]
         lane_polygon = scene.map.lane(light.lane_id).polygon
         shapely.prepare(lane_polygon)
         entered = shapely.intersects(lane_polygon, ego_polygons[:, red])
