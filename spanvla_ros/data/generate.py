@@ -224,7 +224,9 @@ def _make_sample(item: dict[str, Any], ego_log, agent_log, frames, world, seed, 
         target, negatives = np.asarray(item["expert_plan"]), [driven]
     else:
         target, negatives = driven, []
-    scoring_scene = dataclasses.replace(scoring_scene, reference_poses_ego=target)
+    # What the ego drove next is the log NAVSIM's human filter reads; a flaw the generator injected is no such log.
+    human = None if item["kind"] == NEGATIVE else driven
+    scoring_scene = dataclasses.replace(scoring_scene, reference_poses_ego=target, human_poses_ego=human)
     negative_scores, labels = [], []
     if negatives:
         score = score_trajectory(scoring_scene, negatives[0], config.pose_dt_s)

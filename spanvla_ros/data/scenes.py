@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..eval.open_loop import PREVIOUS_FRAME, PREVIOUS_FRAME_S
 from ..scene import Scene, scene_from_dict
 from .generate import GenerationConfig, generate_episode
 
@@ -38,23 +39,41 @@ def evaluation_scenes(
     of episodes with an injected displacement (lateral offset, heading error, overspeed, aborted lane change)."""
     config = config or GenerationConfig(envs=EVALUATION_ENVS)
     recovery = kind == "recovery"
-    config = dataclasses.replace(config, flaw_probability=0.0, injection_probability=1.0 if recovery else 0.0)
+    # Every 0.5 s, so each moment has the frame before it: NAVSIM's extended comfort compares the plans of both.
+    config = dataclasses.replace(
+        config,
+        flaw_probability=0.0,
+        injection_probability=1.0 if recovery else 0.0,
+        sample_every_s=min(config.sample_every_s, PREVIOUS_FRAME_S),
+    )
     if recovery:
         min_departure_m = 0.0  # a recovery moment is never trivial
     used = 0
     for episode_seed in range(seed, seed + (max_seeds or 4 * episodes)):
         if used == episodes:
             return
-        samples = [s for s in generate_episode(episode_seed, config) if s.kind == kind]
-        ranked = sorted(samples, key=lambda s: -_departure_from_constant_velocity(s))
+        samples = generate_episode(episode_seed, config)
+        by_time = {round(s.time_s, 3): s for s in samples}
+        candidates = [s for s in samples if s.kind == kind]
+        ranked = sorted(candidates, key=lambda s: -_departure_from_constant_velocity(s))
         chosen = [s for s in ranked[:per_episode] if _departure_from_constant_velocity(s) >= min_departure_m]
         if not chosen:
             continue
         used += 1
         for sample in sorted(chosen, key=lambda s: s.time_s):
-            scene = scene_from_dict(sample.scene)
-            # The camera frames of the moment travel with the scene for sensor-based planners.
-            yield dataclasses.replace(scene, metadata={**scene.metadata, "camera_frames": sample.images})
+            scene = _scene_of(sample)
+            previous = by_time.get(round(sample.time_s - PREVIOUS_FRAME_S, 3))
+            if previous is not None:
+                scene.metadata[PREVIOUS_FRAME] = _scene_of(previous)
+            yield scene
+
+
+def _scene_of(sample) -> Scene:
+    scene = scene_from_dict(sample.scene)
+    # The camera frames of the moment travel with the scene for sensor-based planners.
+    return dataclasses.replace(
+        scene, metadata={**scene.metadata, "camera_frames": sample.images, "time_s": float(sample.time_s)}
+    )
 
 
 def _departure_from_constant_velocity(sample) -> float:

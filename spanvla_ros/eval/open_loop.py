@@ -11,12 +11,17 @@ from tqdm import tqdm
 
 from ..planning import Planner
 from ..scene import Scene
-from .pdm import METRIC_NAMES, ScorerConfig, score_trajectory
+from .pdm import METRIC_NAMES, PreviousPlan, ScorerConfig, score_trajectories
+
+#: A scene may keep the frame ``PREVIOUS_FRAME_S`` seconds before it (a Scene) under this metadata key: as NAVSIM
+#: pairs each frame with the one 0.5 s earlier, the planner then also plans there and extended comfort compares both.
+PREVIOUS_FRAME = "previous_frame"
+PREVIOUS_FRAME_S = 0.5
 
 
 def observable_scene(scene: Scene) -> Scene:
     """What a planner may see at plan time: agents' current states extrapolated at constant velocity (their logged
-    futures stay with the scorer) and no reference plan."""
+    futures stay with the scorer), no reference plan, no logged future of the ego and no previous frame."""
     steps = scene.horizon_steps + 1
     t = np.arange(steps) * scene.dt_s
     agents = []
@@ -25,7 +30,23 @@ def observable_scene(scene: Scene) -> Scene:
         xy = pose[:2] + t[:, None] * velocity
         poses = np.column_stack([xy, np.full(steps, pose[2])])
         agents.append(dataclasses.replace(agent, poses=poses, velocities_mps=np.tile(velocity, (steps, 1))))
-    return dataclasses.replace(scene, agents=tuple(agents), reference_poses_ego=None)
+    metadata = {key: value for key, value in scene.metadata.items() if key != PREVIOUS_FRAME}
+    return dataclasses.replace(
+        scene, agents=tuple(agents), reference_poses_ego=None, human_poses_ego=None, metadata=metadata
+    )
+
+
+def previous_plan(planner: Planner, scene: Scene, config: ScorerConfig = ScorerConfig()) -> PreviousPlan | None:
+    """The planner's plan on the frame before ``scene`` as the scorer drives it, or None without such a frame."""
+    previous = scene.metadata.get(PREVIOUS_FRAME)
+    if previous is None:
+        return None
+    trajectory = planner.plan(observable_scene(previous))
+    states = score_trajectories(previous, trajectory.poses[None], trajectory.dt_s, config=config).states[0]
+    elapsed = PREVIOUS_FRAME_S
+    if "time_s" in scene.metadata and "time_s" in previous.metadata:
+        elapsed = float(scene.metadata["time_s"]) - float(previous.metadata["time_s"])
+    return PreviousPlan(states, elapsed)
 
 
 def evaluate_open_loop(
@@ -36,16 +57,20 @@ def evaluate_open_loop(
     progress: bool = True,
     total: int | None = None,
 ) -> dict[str, Any]:
-    """Mean ``pdms``, ``epdms`` and every sub-metric over ``scenes``, with ``n_scenes`` and the per-scene rows."""
+    """Mean ``pdms``, ``epdms`` and every sub-metric over ``scenes``, with ``n_scenes``, ``n_paired`` (scenes whose
+    extended comfort compared the plan of the previous frame; EC is 1 on the others) and the per-scene rows."""
     rows: list[dict[str, Any]] = []
+    paired = 0
     for scene in tqdm(scenes, desc=f"open-loop {planner.name}", unit="scene", disable=not progress, total=total):
+        previous = previous_plan(planner, scene, config)
+        paired += previous is not None
         trajectory = planner.plan(observable_scene(scene))
-        row = score_trajectory(scene, trajectory.poses, trajectory.dt_s, config=config)
-        rows.append({"token": scene.token, **row})
+        result = score_trajectories(scene, trajectory.poses[None], trajectory.dt_s, previous=previous, config=config)
+        rows.append({"token": scene.token, **result.row(0)})
     if not rows:
         raise ValueError("open-loop evaluation got no scenes")
     keys = ("pdms", "epdms", *METRIC_NAMES)
-    summary: dict[str, Any] = {"planner": planner.name, "n_scenes": len(rows)}
+    summary: dict[str, Any] = {"planner": planner.name, "n_scenes": len(rows), "n_paired": paired}
     summary.update({key: float(np.mean([row[key] for row in rows])) for key in keys})
     by_env: dict[str, list[float]] = {}
     for row in rows:

@@ -139,8 +139,8 @@ class HighwayWorld:
             back = self._ego_state.copy()
             heading = back[StateIndex.HEADING]
             back[:2] -= back[StateIndex.SPEED] * k * self.config.dt_s * np.array([np.cos(heading), np.sin(heading)])
-            self._ego_history.append(back[:3])
-        self._ego_history.append(self._ego_state[:3].copy())
+            self._ego_history.append(back)
+        self._ego_history.append(self._ego_state.copy())
         return self.snapshot()
 
     def step(self, plan: Trajectory, plan_origin: np.ndarray | None = None, plan_age_s: float = 0.0) -> Scene:
@@ -167,7 +167,7 @@ class HighwayWorld:
         ego.speed = float(self._ego_state[StateIndex.SPEED])
         ego.on_state_update()
         self.time_s += dt
-        self._ego_history.append(self._ego_state[:3].copy())
+        self._ego_history.append(self._ego_state.copy())
         return self.snapshot()
 
     def perturb_ego(self, lateral_m: float = 0.0, heading_rad: float = 0.0, speed_scale: float = 1.0) -> Scene:
@@ -183,7 +183,7 @@ class HighwayWorld:
         ego.heading = float(-state[StateIndex.HEADING])
         ego.speed = float(state[StateIndex.SPEED])
         ego.on_state_update()
-        self._ego_history[-1] = state[:3].copy()
+        self._ego_history[-1] = state.copy()
         return self.snapshot()
 
     @property
@@ -228,7 +228,8 @@ class HighwayWorld:
             agents.append(Agent(agent_id, AgentKind.VEHICLE, length, width, poses, velocities))
         state = self._ego_state
         history_stride = int(round(self.config.history_dt_s / self.config.dt_s))
-        history = np.array(list(self._ego_history)[::-1][::history_stride][: self.config.history_len][::-1])
+        logged = np.array(list(self._ego_history)[::-1][::history_stride][: self.config.history_len][::-1])
+        history = logged[:, :3]
         ego = EgoState(
             pose=state[:3].copy(),
             speed_mps=float(state[StateIndex.SPEED]),
@@ -237,6 +238,8 @@ class HighwayWorld:
             history_poses=history,
             history_dt_s=self.config.history_dt_s,
             dimensions=EGO_DIMENSIONS,
+            history_speeds_mps=logged[:, StateIndex.SPEED].copy(),
+            history_accelerations_mps2=logged[:, StateIndex.ACCELERATION].copy(),
         )
         route_xy = self._route_centerline()
         return Scene(
