@@ -39,7 +39,7 @@ from ..scene import (
     ego_to_world,
     validate_poses,
 )
-from ..scene.geometry import FRONT_LEFT, FRONT_RIGHT, REAR_RIGHT
+from ..scene.geometry import FRONT_LEFT, FRONT_RIGHT
 from ..scene.types import TrafficLightState
 from .comfort import ComfortLimits, ComfortVersion, is_comfortable, is_extended_comfortable
 from .tracker import NUM_STATES, StateIndex, TrackerConfig, initial_state, interpolate_plan, track_poses
@@ -338,13 +338,12 @@ class _AgentTracks:
         self.moving_kind = np.array([a.kind in MOVING_AGENT_KINDS for a in agents], dtype=bool)
         if not agents:
             return
-        self.poses = np.stack([_extended_poses(a.poses_over(steps), a.velocities_mps, steps, scene.dt_s) for a in agents])
+        self.poses = np.stack(
+            [_extended_poses(a.poses_over(steps), a.velocities_mps, steps, scene.dt_s) for a in agents]
+        )
         # NAVSIM judges "stopped" by an agent's speed when it was first seen, and static objects are always stopped.
         self.stopped = np.array(
-            [
-                a.kind not in MOVING_AGENT_KINDS or float(np.hypot(*a.velocities_mps[0])) <= 5e-2
-                for a in agents
-            ],
+            [a.kind not in MOVING_AGENT_KINDS or float(np.hypot(*a.velocities_mps[0])) <= 5e-2 for a in agents],
             dtype=bool,
         )
         lengths = np.array([a.length_m for a in agents])

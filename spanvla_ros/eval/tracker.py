@@ -7,13 +7,13 @@ linearly (headings unwrapped) to 10 Hz, and a car drives it:
   curvature-rate penalties), as nuPlan's LQR tracker does;
 * each tick, a stopping P controller (reference and ego both slower than 0.2 m/s) or a one-step LQR on the speed the
   profile asks for ``tracking_horizon`` ticks ahead gives the acceleration; a lateral LQR over the same horizon (states
-  lateral error, heading error, steering angle; input steering rate), linearised along the fitted velocity and curvature,
-  gives the steering rate;
+  lateral error, heading error, steering angle; input steering rate), linearised along the fitted velocity and
+  curvature, gives the steering rate;
 * a kinematic bicycle about the rear axle integrates the commands (forward Euler) after first-order actuator lags; the
   steering angle is clipped to ±π/3, acceleration is not limited and the car may reverse.
 
-Written from the semantics of NAVSIM's ``PDMSimulator`` / ``BatchLQRTracker`` / ``BatchKinematicBicycleModel`` (NAVSIM v1.1
-and v2 share them); cross-checked against that code in ``test/eval/data/navsim_golden.json``.
+Written from the semantics of NAVSIM's ``PDMSimulator``, ``BatchLQRTracker`` and ``BatchKinematicBicycleModel``
+(v1.1 and v2 share them); cross-checked against that code in ``test/eval/data/navsim_golden.json``.
 """
 
 from __future__ import annotations
@@ -176,8 +176,8 @@ def simulate(
     states[:, 0] = np.broadcast_to(np.asarray(start, dtype=np.float64), (batch, NUM_STATES))
     accel_alpha = dt_s / (dt_s + config.acceleration_time_constant_s)
     steer_alpha = dt_s / (dt_s + config.steering_time_constant_s)
-    lon_gain = horizon * dt_s * config.q_longitudinal / (
-        (horizon * dt_s) ** 2 * config.q_longitudinal + config.r_longitudinal
+    lon_gain = (
+        horizon * dt_s * config.q_longitudinal / ((horizon * dt_s) ** 2 * config.q_longitudinal + config.r_longitudinal)
     )
     for k in range(num_steps):
         s = states[:, k]

@@ -6,6 +6,7 @@ from .geometry import box_centers, box_corners, ego_to_world, lateral_offset, wo
 from .io import load_scene, load_trajectory, save_scene, save_trajectory, scene_from_dict, scene_to_dict
 from .types import (
     MOVING_AGENT_KINDS,
+    PACIFICA,
     Agent,
     AgentKind,
     DrivingCommand,
@@ -16,7 +17,6 @@ from .types import (
     TrafficLight,
     TrafficLightState,
     Trajectory,
-    PACIFICA,
     VehicleDimensions,
     lane_union,
     validate_poses,

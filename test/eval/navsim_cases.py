@@ -72,14 +72,17 @@ def synthetic_scene(index: int) -> Scene:
         elif kind == "pedestrian":
             agents.append(
                 Agent.constant_velocity(
-                    f"a{i}", (x, -3.0, np.pi / 2), rng.uniform(0.5, 2.0), steps, kind=AgentKind.PEDESTRIAN,
-                    length_m=0.6, width_m=0.6,
+                    f"a{i}",
+                    (x, -3.0, np.pi / 2),
+                    rng.uniform(0.5, 2.0),
+                    steps,
+                    kind=AgentKind.PEDESTRIAN,
+                    length_m=0.6,
+                    width_m=0.6,
                 )
             )
         elif kind == "merger":
-            agents.append(
-                Agent.constant_velocity(f"a{i}", (x, lane * 3.5 + 1.8, -0.08), rng.uniform(4, 14), steps)
-            )
+            agents.append(Agent.constant_velocity(f"a{i}", (x, lane * 3.5 + 1.8, -0.08), rng.uniform(4, 14), steps))
         else:
             sign = 1.0 if kind == "ahead" else -1.0
             agents.append(
@@ -102,7 +105,8 @@ def synthetic_scene(index: int) -> Scene:
         # A light that turns green part-way, or one on a lane off the route.
         states = (TrafficLightState.RED,) * int(rng.integers(5, 30)) + (TrafficLightState.GREEN,) * 41
         lights = tuple(
-            TrafficLight(light.id, light.lane_id, TrafficLightState.RED, states[1:]) for light in scene.map.traffic_lights
+            TrafficLight(light.id, light.lane_id, TrafficLightState.RED, states[1:])
+            for light in scene.map.traffic_lights
         )
         scene = dataclasses.replace(scene, map=dataclasses.replace(scene.map, traffic_lights=lights))
     ego = scene.ego

@@ -19,7 +19,8 @@ GOLDEN = json.loads((DATA / "navsim_golden.json").read_text())
 def scored():
     pairs = cases()
     assert [scene.token for scene, _ in pairs] == [case["token"] for case in GOLDEN["cases"]]
-    return [(score_trajectories(scene, plans), case) for (scene, plans), case in zip(pairs, GOLDEN["cases"])]
+    golden = GOLDEN["cases"]
+    return [(score_trajectories(scene, plans), case) for (scene, plans), case in zip(pairs, golden, strict=True)]
 
 
 def test_pdms_and_epdms_equal_navsims_on_at_least_99_5_percent_of_plans(scored):
@@ -56,5 +57,5 @@ def test_simulated_positions_within_10_cm_of_navsims_simulator(scored):
 def test_the_cases_exercise_every_metric(scored):
     """A cross-check only means something where the metrics fail: each one does on some plans."""
     for name in ("nc", "dac", "ep", "ttc", "c", "nc_v2", "ddc", "tlc", "ep_v2", "ttc_v2", "lk", "hc"):
-        failing = sum(int((golden[name] < 1.0)) for _, case in scored for golden in case["rows"])
+        failing = sum(int(golden[name] < 1.0) for _, case in scored for golden in case["rows"])
         assert failing >= 5, name

@@ -109,7 +109,9 @@ def test_4b_behind_is_tested_before_the_bumpers():
     assert kind is CollisionType.ACTIVE_LATERAL
     # Overlapping the rear bumper while more than 150 degrees off: a rear collision.
     behind = Agent.constant_velocity("b", (rear_left[0] - 2.3, 0.4, 0.0), 10.0, 41)
-    kind = _collision_type(ego_state, corners, _AgentTracks(straight_road_scene(agents=(behind,)), 41), 0, 0, ScorerConfig())
+    kind = _collision_type(
+        ego_state, corners, _AgentTracks(straight_road_scene(agents=(behind,)), 41), 0, 0, ScorerConfig()
+    )
     assert kind is CollisionType.ACTIVE_REAR
 
 
@@ -199,7 +201,9 @@ def test_11_only_on_route_red_lights_count():
     scene = straight_road_scene(num_lanes=2, ego_lane=0, red_light_at_x_m=30.0)
     off_route = tuple(i for i in scene.route_lane_ids if not i.startswith("lane_1"))
     lights = tuple(light for light in scene.map.traffic_lights if light.lane_id.startswith("lane_1"))
-    scene = dataclasses.replace(scene, route_lane_ids=off_route, map=dataclasses.replace(scene.map, traffic_lights=lights))
+    scene = dataclasses.replace(
+        scene, route_lane_ids=off_route, map=dataclasses.replace(scene.map, traffic_lights=lights)
+    )
     # The ego's box overlaps the neighbouring junction lane when it drives close to the lane line.
     hugging = lateral_plan(10.0, lambda t: np.clip(t, 0, 1.0))
     assert score_trajectory(scene, hugging)["tlc"] == 1.0
