@@ -231,7 +231,9 @@ def _make_sample(item: dict[str, Any], ego_log, agent_log, frames, world, seed, 
     if negatives:
         score = score_trajectory(scoring_scene, negatives[0], config.pose_dt_s)
         reference = score_trajectory(scoring_scene, target, config.pose_dt_s)
-        if score["pdms"] > reference["pdms"] - config.negative_margin_pdms:
+        # Marked down by either score: PDMS (NAVSIM v1.1) does not see red lights, driving direction or lane keeping.
+        drop = max(reference["pdms"] - score["pdms"], reference["epdms"] - score["epdms"])
+        if drop < config.negative_margin_pdms:
             # The scorer does not mark this flaw down here: keep it as an ordinary positive sample instead.
             negatives, item = [], {**item, "kind": POSITIVE}
         else:

@@ -52,7 +52,9 @@ class ExpertPlanner(Planner):
     def plan(self, scene: Scene) -> Trajectory:
         proposals, labels = self.proposals(scene)
         result = score_trajectories(scene, proposals, self.config.dt_s, config=self.scorer)
-        score = result.metrics["pdms"] + 0.01 * result.metrics["epdms"]
+        m = result.metrics
+        # PDMS (NAVSIM v1.1) ignores red lights and driving direction; the expert obeys both.
+        score = m["pdms"] * m["tlc"] * m["ddc"] + 0.01 * m["epdms"]
         # Prefer keeping the lane when scores tie (a lane change must earn its place).
         score = score + 1e-3 * (np.array([offset for offset, _ in labels]) == 0)
         best = int(np.argmax(score))
