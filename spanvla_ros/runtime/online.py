@@ -9,6 +9,7 @@ change happens under one lock, and the slow model call runs outside it.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..inputs import square_image
 from ..planning import stop_poses
+from ..planning.validator import ValidationResult, ValidatorConfig, validate_trajectory
 from ..scene import DrivingCommand, world_to_ego
 from .pipeline import ReasoningResult, SpanVLARuntime
 
@@ -38,6 +40,8 @@ COMMAND_ALIASES = {
     "void": "unknown",
 }
 MAX_IMAGE_SIDE_PX = 8192
+#: What a plan that fails validation becomes: published as is, the last valid plan (while it is young enough), a stop.
+INVALID_PLAN_HANDLING = ("publish", "last_valid", "stop")
 
 
 class Level(IntEnum):
@@ -75,7 +79,16 @@ class OnlineConfig:
     max_reasoning_tokens: int | None = None
     #: An odometry step longer than this (or faster than ``max_speed_mps``) is a relocalisation: history restarts.
     odometry_jump_m: float = 10.0
+    #: Odometry reporting a speed beyond this is dropped as implausible; it also bounds the stop trajectory.
     max_speed_mps: float = 70.0
+    #: A speed change or turn faster than these between two odometry messages (over at least 0.1 s) cannot be
+    #: driven: the history restarts from the new message.
+    max_acceleration_mps2: float = 15.0
+    max_yaw_rate_radps: float = 2.5
+    validator: ValidatorConfig = field(default_factory=ValidatorConfig)
+    invalid_plan_handling: str = "last_valid"
+    #: A last valid plan older than this is not republished: a stop trajectory is.
+    last_valid_max_age_s: float = 1.0
     #: A stamp this far behind the newest is a clock reset (bag loop, simulator restart): everything restarts.
     clock_reset_s: float = 1.0
     max_plan_extent_m: float = 200.0
@@ -91,6 +104,17 @@ class OnlineConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.reasoning_timeout_s < self.reasoning_warn_s:
             raise ValueError("reasoning_timeout_s must be >= reasoning_warn_s")
+        braking_limit = min(self.validator.max_deceleration_mps2, self.validator.stop_deceleration_mps2)
+        if self.stop_deceleration_mps2 > braking_limit:
+            raise ValueError(
+                f"stop_deceleration_mps2 {self.stop_deceleration_mps2} exceeds the validator's braking limit "
+                f"{braking_limit}: the stop trajectory must pass validation"
+            )
+        if self.invalid_plan_handling not in INVALID_PLAN_HANDLING:
+            raise ValueError(
+                f"invalid_plan_handling must be one of {', '.join(INVALID_PLAN_HANDLING)}, "
+                f"got {self.invalid_plan_handling!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,10 @@ class PlanOutput:
     reasoning_text: str
     reasoning_age_s: float | None
     planning_ms: float
+    #: The validation of the plan the model made this cycle (None for a stop made without one).
+    validation: ValidationResult | None = None
+    #: "" (the model's plan), "last_valid" (republished after an invalid plan) or "stop".
+    fallback: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +208,8 @@ class OnlinePlanner:
         self._reasoning_failure: tuple[float, str] | None = None
         self._events: deque[tuple[float, Level, str, str]] = deque(maxlen=20)
         self.last_plan: PlanOutput | None = None
+        self.last_valid_plan: PlanOutput | None = None
+        self.counters = {"plans": 0, "stop_trajectories": 0, "validator_rejections": 0, "last_valid_republished": 0}
 
     def _reset_state(self, now_s: float | None) -> None:
         span = (self.frames_per_camera - 1) * self.frame_dt_s + 2.0
@@ -263,6 +293,10 @@ class OnlinePlanner:
             try:
                 if pose.shape != (3,) or not (np.isfinite(pose).all() and np.isfinite(speed_mps)):
                     raise InputRejected(f"odometry must be finite, got pose {pose.tolist()} speed {speed_mps}")
+                if abs(speed_mps) > self.config.max_speed_mps:
+                    raise InputRejected(
+                        f"odometry speed {speed_mps:.4g} m/s is beyond max_speed_mps {self.config.max_speed_mps:g}"
+                    )
                 self._check_time(record, stamp_s, "odometry")
             except InputRejected as exc:
                 record.reject(stamp_s if np.isfinite(stamp_s) else 0.0, str(exc))
@@ -271,8 +305,19 @@ class OnlinePlanner:
                 last = self._odometry[-1]
                 step_m = float(np.hypot(pose[0] - last[1], pose[1] - last[2]))
                 dt = stamp_s - last[0]
+                turn = abs(float(np.angle(np.exp(1j * (pose[2] - last[3])))))
                 if step_m > self.config.odometry_jump_m or step_m > self.config.max_speed_mps * max(dt, 0.05):
                     self._event(stamp_s, Level.WARN, "odometry", f"odometry jumped {step_m:.1f} m: history restarted")
+                    self._reset_state(stamp_s)
+                elif abs(speed_mps - last[4]) > self.config.max_acceleration_mps2 * max(dt, 0.1):
+                    change = f"{last[4]:.1f} → {speed_mps:.1f} m/s in {dt:.2f} s"
+                    self._event(
+                        stamp_s, Level.WARN, "odometry", f"implausible speed change {change}: history restarted"
+                    )
+                    self._reset_state(stamp_s)
+                elif turn > self.config.max_yaw_rate_radps * max(dt, 0.1):
+                    message = f"implausible turn {turn:.2f} rad in {dt:.2f} s: history restarted"
+                    self._event(stamp_s, Level.WARN, "odometry", message)
                     self._reset_state(stamp_s)
                 elif frame_id != self._odom_frame:
                     self._event(stamp_s, Level.WARN, "odometry", f"odometry frame changed to '{frame_id}'")
@@ -443,7 +488,7 @@ class OnlinePlanner:
             age = now_s - self._reasoning_stamp_s
             if age > cfg.reasoning_timeout_s:
                 return self._stop(now_s, start, f"the newest reasoning is {age:.1f} s old")
-            stamp, pose, _, _, history = self._ego_now()
+            stamp, pose, speed, _, history = self._ego_now()
             try:
                 poses = np.asarray(self.runtime.plan(self._reasoning, history), dtype=np.float64)
             except Exception as exc:  # a backend failure must still end in a safe plan
@@ -452,26 +497,52 @@ class OnlinePlanner:
                 return self._stop(now_s, start, "the action expert returned a non-finite trajectory")
             if np.abs(poses[:, :2]).max() > cfg.max_plan_extent_m:
                 return self._stop(now_s, start, f"the plan leaves the {cfg.max_plan_extent_m:.0f} m plausibility box")
+            validation = validate_trajectory(poses, self.dt_s, speed, cfg.validator)
             out = PlanOutput(
                 stamp, poses, self.dt_s, pose, self._odom_frame, False, "", self._reasoning.text, age,
-                1e3 * (time.perf_counter() - start),
+                1e3 * (time.perf_counter() - start), validation,
             )  # fmt: skip
-            self.last_plan = out
-            return out
+            if validation.valid or cfg.invalid_plan_handling == "publish":
+                if validation.valid:
+                    self.last_valid_plan = out
+                else:
+                    self.counters["validator_rejections"] += 1
+                return self._published(out)
+            self.counters["validator_rejections"] += 1
+            last = self.last_valid_plan
+            if (
+                cfg.invalid_plan_handling == "last_valid"
+                and last is not None
+                and stamp - last.stamp_s <= (cfg.last_valid_max_age_s)
+            ):
+                self.counters["last_valid_republished"] += 1
+                elapsed_ms = 1e3 * (time.perf_counter() - start)
+                return self._published(
+                    dataclasses.replace(last, validation=validation, fallback="last_valid", planning_ms=elapsed_ms)
+                )
+            return self._stop(now_s, start, f"the plan failed validation: {validation.summary()}", validation)
 
     def _waited(self, now_s: float) -> float:
         return 0.0 if self._waiting_since_s is None else now_s - self._waiting_since_s
 
-    def _stop(self, now_s: float, start: float, reason: str) -> PlanOutput:
+    def _stop(self, now_s: float, start: float, reason: str, validation: ValidationResult | None = None) -> PlanOutput:
         if self._odometry:
             stamp, pose, speed, _, _ = self._ego_now()
         else:
             stamp, pose, speed = now_s, None, 0.0
+        # Odometry speeds are bounded when accepted; the clip keeps the stop plan within what the validator allows.
+        speed = float(np.clip(speed, 0.0, self.config.max_speed_mps))
         poses = stop_poses(speed, self.num_poses, self.dt_s, self.config.stop_deceleration_mps2)
         age = None if self._reasoning_stamp_s is None else now_s - self._reasoning_stamp_s
         out = PlanOutput(
-            stamp, poses, self.dt_s, pose, self._odom_frame, True, reason, "", age, 1e3 * (time.perf_counter() - start)
-        )
+            stamp, poses, self.dt_s, pose, self._odom_frame, True, reason, "", age,
+            1e3 * (time.perf_counter() - start), validation, "stop",
+        )  # fmt: skip
+        self.counters["stop_trajectories"] += 1
+        return self._published(out)
+
+    def _published(self, out: PlanOutput) -> PlanOutput:
+        self.counters["plans"] += 1
         self.last_plan = out
         return out
 
@@ -495,7 +566,21 @@ class OnlinePlanner:
                 out.append(Status("planning", Level.ERROR, f"publishing a stop trajectory: {plan.stop_reason}"))
             else:
                 out.append(Status("planning", Level.OK, "planning", {"planning_ms": f"{plan.planning_ms:.1f}"}))
+            out.append(self._validation_status())
             return out
+
+    def _validation_status(self) -> Status:
+        values = {name: str(count) for name, count in self.counters.items()}
+        plan = self.last_plan
+        validation = None if plan is None else plan.validation
+        if validation is None:
+            return Status("trajectory validation", Level.OK, "no plan validated yet", values)
+        values.update({check.name: f"{check.value:.3g}/{check.limit:.3g}" for check in validation.checks})
+        if validation.valid:
+            return Status("trajectory validation", Level.OK, "the plan passed every check", values)
+        handling = {"": "published as is", "last_valid": "republished the last valid plan", "stop": "stopping"}
+        message = f"the plan failed validation ({validation.summary()}): {handling[plan.fallback]}"
+        return Status("trajectory validation", Level.WARN, message, values)
 
     def _recent_event(self, source: str, now_s: float) -> tuple[float, str] | None:
         for stamp, _, event_source, message in reversed(self._events):

@@ -142,3 +142,88 @@ def test_frames_close_to_a_kept_one_are_counted_not_decoded(runtime):
     assert planner._camera_inputs[CAMERA].last_stamp_s == 1.05
     with pytest.raises(InputRejected, match="out of order"):
         planner.note_frame(CAMERA, 1.02)
+
+
+class ShiftedPlans:
+    """The real runtime, with the action expert's plans moved back by ``shift_m`` on the cycles listed in ``bad``:
+    a plan that starts behind an ego driving forward (what unfamiliar camera images caused)."""
+
+    def __init__(self, runtime, bad=(), shift_m=8.0):
+        self.runtime, self.bad, self.shift_m, self.calls = runtime, set(bad), shift_m, 0
+        self.meta = runtime.meta
+
+    def reason(self, *args, **kwargs):
+        return self.runtime.reason(*args, **kwargs)
+
+    def plan(self, reasoning, history):
+        poses = np.array(self.runtime.plan(reasoning, history))
+        self.calls += 1
+        if self.calls in self.bad:
+            poses[:, 0] -= self.shift_m
+        return poses
+
+
+def planning_at(planner, times):
+    outputs = []
+    for t in times:
+        drive(planner, t, t, x0=10.0 * t)
+        outputs.append(planner.plan(t))
+    return outputs
+
+
+@pytest.mark.parametrize("handling", ["last_valid", "stop", "publish"])
+def test_an_invalid_plan_is_handled_as_configured_and_counted(runtime, handling):
+    config = OnlineConfig(invalid_plan_handling=handling, last_valid_max_age_s=0.25)
+    planner = OnlinePlanner(ShiftedPlans(runtime, bad={2, 3, 4}), [CAMERA], config)
+    drive(planner, 0.0, 2.0)
+    assert reason(planner, 2.0)
+    first, second, third, fourth = [planner.plan(2.0)] + planning_at(planner, [2.1, 2.2, 2.3])
+    assert first.validation.valid and first.fallback == ""
+    assert not second.validation.valid
+    assert {c.name for c in second.validation.failures} >= {"backward_motion", "first_pose_deviation"}
+    if handling == "last_valid":
+        # The last valid plan (0.1 s and 0.2 s old) is republished, then at 0.3 s a stop.
+        assert second.fallback == third.fallback == "last_valid" and second.stamp_s == first.stamp_s
+        assert np.array_equal(second.poses_ego, first.poses_ego) and not second.safe_stop
+        assert fourth.safe_stop and "failed validation" in fourth.stop_reason
+    elif handling == "stop":
+        assert second.safe_stop and second.fallback == "stop" and "backward_motion" in second.stop_reason
+    else:
+        assert not second.safe_stop and second.fallback == "" and second.poses_ego[0, 0] < 0
+    assert planner.counters["validator_rejections"] == 3
+    assert planner.counters["plans"] == 4
+    validation = status(planner, 2.3, "trajectory validation")
+    assert validation.level == Level.WARN and "backward_motion" in validation.message
+    assert validation.values["validator_rejections"] == "3"
+
+
+def test_the_stop_trajectory_passes_the_validator_it_replaces_plans_for(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA], OnlineConfig(camera_timeout_s=0.2))
+    drive(planner, 0.0, 1.0, speed=40.0, images=False)
+    stop = planner.plan(1.0)
+    assert stop.safe_stop
+    from spanvla_ros.planning.validator import validate_trajectory
+
+    assert validate_trajectory(stop.poses_ego, stop.dt_s, 40.0, planner.config.validator).valid
+    assert planner.counters["stop_trajectories"] == 1
+
+
+def test_implausible_odometry_is_dropped_or_restarts_the_history(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    drive(planner, 0.0, 1.0)
+    with pytest.raises(InputRejected, match="beyond max_speed_mps"):
+        planner.add_odometry(1.1, np.array([11.0, 0.0, 0.0]), 1e9, "odom")  # finite, but no car drives 1e9 m/s
+    planner.add_odometry(1.1, np.array([11.0, 0.0, 0.0]), 40.0, "odom")  # 10 → 40 m/s in 0.1 s
+    assert "implausible speed change" in status(planner, 1.1, "odometry").message
+    assert len(planner._odometry) == 1
+    planner.add_odometry(1.2, np.array([15.0, 0.0, 1.0]), 40.0, "odom")  # 1 rad in 0.1 s
+    assert "implausible turn" in status(planner, 1.2, "odometry").message
+    stop = planner.plan(3.0)
+    assert stop.safe_stop and stop.poses_ego[:, 0].max() < 40.0**2 / (2 * 3.0) + 1e-6
+
+
+def test_a_stop_braking_harder_than_the_validator_allows_is_refused():
+    with pytest.raises(ValueError, match="braking limit"):
+        OnlineConfig(stop_deceleration_mps2=9.0)
+    with pytest.raises(ValueError, match="invalid_plan_handling"):
+        OnlineConfig(invalid_plan_handling="ignore")
