@@ -114,8 +114,9 @@ def validate_trajectory(
     length = np.hypot(step[:, 0], step[:, 1])
     # Signed speed along each pose's heading: negative when the plan moves backwards.
     along = step[:, 0] * np.cos(points[:-1, 2]) + step[:, 1] * np.sin(points[:-1, 2])
-    speed = np.concatenate([[speed_now], along / dt_s])  # [N + 1]
-    acceleration = np.diff(speed) / dt_s  # [N]
+    segment_speed = along / dt_s  # [N]; the first segment runs from the ego to the first pose
+    # Acceleration and jerk of the plan itself; how its start departs from the ego is the deviation checks' job.
+    acceleration = np.diff(segment_speed[1:]) / dt_s if len(poses) > 2 else np.zeros(1)
     jerk = np.diff(acceleration) / dt_s if len(acceleration) > 1 else np.zeros(1)
 
     moving = length >= config.min_segment_m
@@ -125,7 +126,7 @@ def validate_trajectory(
     turn = np.abs(signed_turn)
     signed_curvature = signed_turn / np.maximum(0.5 * (length[1:] + length[:-1]), 1e-9)
     curvature = np.abs(signed_curvature)
-    mid_speed = np.abs(speed[1:-1]) if len(speed) > 2 else np.zeros(0)
+    mid_speed = np.abs(0.5 * (segment_speed[1:] + segment_speed[:-1]))
     lateral_acceleration = mid_speed**2 * curvature
     steering = np.arctan(config.wheelbase_m * signed_curvature)
     steering_rate = np.abs(np.diff(steering)) / dt_s if len(steering) > 1 else np.zeros(1)
@@ -156,7 +157,7 @@ def validate_trajectory(
             CheckResult("jerk", worst(np.abs(jerk)), c.max_jerk_mps3),
             CheckResult("steering", worst(np.abs(steering)), c.max_steering_rad),
             CheckResult("steering_rate", worst(steering_rate), c.max_steering_rate_radps),
-            CheckResult("velocity_deviation", float(abs(speed[1] - speed_now)), c.max_velocity_deviation_mps),
+            CheckResult("velocity_deviation", float(abs(segment_speed[0] - speed_now)), c.max_velocity_deviation_mps),
             CheckResult("first_pose_deviation", first_deviation, c.max_first_pose_deviation_m),
             CheckResult("first_heading_deviation", first_heading, c.max_first_heading_deviation_rad),
             CheckResult("backward_motion", backwards, c.backward_tolerance_m),

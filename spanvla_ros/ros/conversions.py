@@ -243,18 +243,22 @@ def marker_array(plan: PlanOutput, output_frame: str, base_frame: str, namespace
 
 def diagnostic_array(statuses: list[Status], stamp_s: float, node_name: str):
     from builtin_interfaces.msg import Time
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from diagnostic_msgs.msg import DiagnosticArray
 
     array = DiagnosticArray()
     array.header.stamp = seconds_to_stamp(stamp_s, Time)
-    for status in statuses:
-        array.status.append(
-            DiagnosticStatus(
-                level=bytes([int(status.level)]),
-                name=f"{node_name}: {status.name}",
-                message=status.message,
-                hardware_id=node_name,
-                values=[KeyValue(key=k, value=v) for k, v in status.values.items()],
-            )
-        )
+    array.status.extend(diagnostic_status(status, node_name) for status in statuses)
     return array
+
+
+def diagnostic_status(status: Status, node_name: str):
+    """One ``diagnostic_msgs/DiagnosticStatus`` named ``node: status``, its values as key/value pairs."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    return DiagnosticStatus(
+        level=bytes([int(status.level)]),
+        name=f"{node_name}: {status.name}",
+        message=status.message,
+        hardware_id=node_name,
+        values=[KeyValue(key=k, value=v) for k, v in status.values.items()],
+    )

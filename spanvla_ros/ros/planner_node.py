@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry, Path
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
@@ -33,10 +33,12 @@ from std_msgs.msg import Float64, String
 from visualization_msgs.msg import MarkerArray
 
 from ..models import resolve_model
-from ..runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner, Status
+from ..planning.validator import ValidatorConfig
+from ..runtime.online import INVALID_PLAN_HANDLING, InputRejected, Level, OnlineConfig, OnlinePlanner, Status
 from .conversions import (
     ImageConversionError,
     diagnostic_array,
+    diagnostic_status,
     image_layout,
     image_to_rgb,
     marker_array,
@@ -85,7 +87,25 @@ PARAMETERS = [
     Param("reasoning_timeout_s", 10.0, "Reasoning older than this → stop trajectory + ERROR", 0.1, 600.0),
     Param("reasoning_hang_s", 10.0, "Wall seconds one reasoning pass may take before the watchdog restarts the "
           "worker", 0.5, 600.0),
-    Param("stop_deceleration_mps2", 3.0, "Braking of the stop trajectory", 0.5, 10.0),
+    Param("stop_deceleration_mps2", 3.0, "Braking of the stop trajectory (at most the validator's stop-check "
+          "deceleration, so the stop trajectory passes validation)", 0.5, 8.0),
+    Param("invalid_plan_handling", "last_valid", "A plan that fails validation is: published as is (publish), "
+          "replaced by the last valid plan while it is younger than last_valid_max_age_s (last_valid), or replaced "
+          "by a stop trajectory (stop)", choices=INVALID_PLAN_HANDLING),
+    Param("last_valid_max_age_s", 1.0, "Oldest last valid plan republished for an invalid one", 0.0, 10.0),
+    Param("max_speed_mps", 70.0, "Odometry faster than this is dropped as implausible", 1.0, 150.0),
+    Param("max_acceleration_mps2", 15.0, "A faster speed change between odometry messages restarts the history",
+          1.0, 100.0),
+    Param("max_yaw_rate_radps", 2.5, "A faster turn between odometry messages restarts the history", 0.1, 20.0),
+    Param("wheelbase_m", 2.8, "Vehicle wheelbase for the validator's steering checks", 0.5, 10.0),
+    Param("validator_max_curvature_1pm", 0.35, "Validator: tightest curvature of a plan", 0.01, 10.0),
+    Param("validator_max_lateral_acceleration_mps2", 9.8, "Validator: highest v²κ of a plan", 0.1, 50.0),
+    Param("validator_max_acceleration_mps2", 9.8, "Validator: highest acceleration of a plan", 0.1, 50.0),
+    Param("validator_max_deceleration_mps2", 9.8, "Validator: hardest braking of a plan", 0.1, 50.0),
+    Param("validator_max_velocity_deviation_mps", 10.0, "Validator: largest gap between the plan's first speed and "
+          "the ego's", 0.1, 100.0),
+    Param("validator_max_first_pose_deviation_m", 6.0, "Validator: largest gap between the plan's first pose and "
+          "where the ego will be", 0.1, 100.0),
     Param("executor_threads", 0, "Executor threads for the callbacks (0/1 = one; reasoning always has its own thread)."
           " rclpy's multi-threaded executor busy-waits a core under load, so one is the default", 0, 16),
     Param("inject_fault", "", "Testing only: 'reasoning_raise' makes reasoning passes 2-4 raise, 'reasoning_hang' "
@@ -144,6 +164,20 @@ class PlannerNode(Node):
             stop_deceleration_mps2=p["stop_deceleration_mps2"],
             max_reasoning_tokens=p["max_reasoning_tokens"] or None,
             frame_keep_interval_s=p["frame_keep_interval_s"],
+            max_speed_mps=p["max_speed_mps"],
+            max_acceleration_mps2=p["max_acceleration_mps2"],
+            max_yaw_rate_radps=p["max_yaw_rate_radps"],
+            invalid_plan_handling=p["invalid_plan_handling"],
+            last_valid_max_age_s=p["last_valid_max_age_s"],
+            validator=ValidatorConfig(
+                wheelbase_m=p["wheelbase_m"],
+                max_curvature_1pm=p["validator_max_curvature_1pm"],
+                max_lateral_acceleration_mps2=p["validator_max_lateral_acceleration_mps2"],
+                max_acceleration_mps2=p["validator_max_acceleration_mps2"],
+                max_deceleration_mps2=p["validator_max_deceleration_mps2"],
+                max_velocity_deviation_mps=p["validator_max_velocity_deviation_mps"],
+                max_first_pose_deviation_m=p["validator_max_first_pose_deviation_m"],
+            ),
         )
         try:
             self.core = OnlinePlanner(runtime, list(p["camera_topics"]), config)
@@ -156,6 +190,7 @@ class PlannerNode(Node):
         self.reasoning_pub = self.create_publisher(String, "~/output/reasoning", 10)
         self.markers_pub = self.create_publisher(MarkerArray, "~/output/markers", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.validation_pub = self.create_publisher(DiagnosticStatus, "~/output/validation_status", 10)
         self.debug_pubs = {
             name: self.create_publisher(Float64, f"~/debug/{name}", 10)
             for name in ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
@@ -279,6 +314,13 @@ class PlannerNode(Node):
         self._debug("cycle_delay_ms", 1e3 * (now - due))
         if plan.reasoning_age_s is not None:
             self._debug("reasoning_age_ms", 1e3 * plan.reasoning_age_s)
+        self.validation_pub.publish(diagnostic_status(self.core.validation_status(), NODE_NAME))
+        if plan.validation is not None and not plan.validation.valid:
+            self.get_logger().warning(
+                f"plan failed validation ({plan.validation.summary()}): {plan.fallback or 'published as is'}",
+                throttle_duration_sec=2.0,
+            )
+            self._publish_diagnostics(only_on_change=True)
         if plan.safe_stop:
             self.get_logger().error(f"stop trajectory: {plan.stop_reason}", throttle_duration_sec=2.0)
             self._publish_diagnostics(only_on_change=True)

@@ -569,6 +569,11 @@ class OnlinePlanner:
             out.append(self._validation_status())
             return out
 
+    def validation_status(self) -> Status:
+        """The last plan's validation: every check's value/limit, the counters, what was done with a failed plan."""
+        with self._lock:
+            return self._validation_status()
+
     def _validation_status(self) -> Status:
         values = {name: str(count) for name, count in self.counters.items()}
         plan = self.last_plan

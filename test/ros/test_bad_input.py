@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from ros_helpers import (
+    SPEED,
     RosProbe,
     Vehicle,
     image_message,
@@ -38,6 +39,15 @@ def _odometry(mutate, dt: float = 0.0):
         return msg
 
     return make
+
+
+#: The running Vehicle's start time, so a case can put a message where the vehicle is.
+_TRACK: dict[str, float] = {}
+
+
+def _on_track(now: float, speed: float):
+    """Odometry at the vehicle's position with another speed (10 → ``speed`` m/s within milliseconds)."""
+    return odometry_message(now + 0.005, SPEED * (now + 0.005 - _TRACK["start"]), 0.0, 0.0, speed)
 
 
 def _set(**fields):
@@ -81,13 +91,15 @@ CASES = {
     "non-unit quaternion": ("odometry", _odometry(_set(pose__pose__orientation__w=2.5)), "unit quaternion"),
     "time going backwards": ("odometry", _odometry(lambda m: None, dt=-0.4), "out of order"),
     "position jump": ("odometry", _odometry(_set(pose__pose__position__x=5000.0), dt=0.01), "jumped"),
+    "finite but impossible speed": ("odometry", _odometry(_set(twist__twist__linear__x=1e9)), "max_speed_mps"),
+    "speed step": ("odometry", lambda now: _on_track(now, 60.0), "implausible speed change"),
     "unknown command": ("command", None, "unknown driving command"),
 }
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from nav_msgs.msg import Odometry, Path
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import String
@@ -107,8 +119,10 @@ def running(tmp_path_factory):
     probe = RosProbe()
     probe.collect(Path, "/spanvla_planner/output/trajectory")
     probe.collect(DiagnosticArray, "/diagnostics")
+    probe.collect(DiagnosticStatus, "/spanvla_planner/output/validation_status")
     vehicle = Vehicle(probe, CAMERA, second_camera="/test/camera2/image/compressed")
     vehicle.start()
+    _TRACK["start"] = vehicle._start
     publishers = {
         "image": probe.node.create_publisher(Image, CAMERA, 10),
         "compressed": probe.node.create_publisher(CompressedImage, "/test/camera2/image/compressed", 10),
@@ -166,11 +180,65 @@ def test_ten_times_the_input_rate_keeps_the_planning_rate(running):
     wait_for(lambda: _planning(probe), 20, "planning after the flood")
 
 
-def test_no_published_path_is_ever_invalid(running):
+def test_a_fuzzer_gets_no_invalid_path_out(running):
+    """Seeded hostile messages on every input topic: huge, tiny, NaN and inf numbers, bad quaternions, stamps out of
+    order, random image sizes and encodings, random commands. The node stays up and every path it publishes is
+    finite, inside the plausibility box and spaced as the validator allows."""
+    from std_msgs.msg import String
+
+    process, probe, publishers, vehicle, log = running
+    rng = np.random.default_rng(2026)
+    numbers = [0.0, -0.0, 1e-300, -1e9, 1e9, 1e300, float("nan"), float("inf"), -float("inf"), 70.0, 71.0, 3.0]
+
+    def number():
+        return float(rng.choice(numbers)) if rng.random() < 0.6 else float(rng.normal(0.0, 100.0))
+
+    sent = 0
+    probe.clear("/spanvla_planner/output/trajectory")
+    for _ in range(300):
+        now, kind = time.time(), rng.choice(["odometry", "odometry", "image", "compressed", "command"])
+        if kind == "odometry":
+            msg = odometry_message(now + float(rng.choice([0.0, -0.5, 0.01, 5.0])), number(), number(), number(),
+                                   number())  # fmt: skip
+            msg.pose.pose.orientation.w = float(rng.choice([1.0, 0.0, 2.0, float("nan")]))
+            msg.header.frame_id = str(rng.choice(["odom", "map", "", "x" * 300]))
+        elif kind == "image":
+            size = int(rng.choice([1, 7, 64, 160]))
+            msg = image_message(now, rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+            msg.encoding = str(rng.choice(["rgb8", "bgr8", "mono8", "16UC1", "yuv422", "garbage"]))
+            msg.step = int(rng.choice([msg.step, 0, 1, 1 << 30]))
+        elif kind == "compressed":
+            msg = _compressed(rng.integers(0, 255, int(rng.integers(0, 4000)), dtype=np.uint8).tobytes())(now)
+        else:
+            msg = String(data="".join(rng.choice(list("abcdefgh \x00é"), int(rng.integers(0, 50)))))
+        publishers[kind].publish(msg)
+        sent += 1
+        time.sleep(0.01)
+    assert sent == 300
+    assert process.poll() is None, f"planner_node died under the fuzzer: {log.read_text()[-2000:]}"
+    wait_for(lambda: _planning(probe), 30, "planning after the fuzzer")
+    _assert_every_path_valid(probe)
+
+
+def _assert_every_path_valid(probe):
+    from spanvla_ros.planning.validator import ValidatorConfig
     from spanvla_ros.ros.conversions import path_to_poses
 
-    _, probe, _, _, _ = running
-    for message in probe.messages("/spanvla_planner/output/trajectory"):
+    paths = probe.messages("/spanvla_planner/output/trajectory")
+    assert paths
+    interval = ValidatorConfig().max_point_interval_m
+    for message in paths:
         _, frame, poses = path_to_poses(message)
         assert frame == "base_link" and poses.shape == (10, 3)
         assert np.isfinite(poses).all() and np.abs(poses[:, :2]).max() <= 200.0
+        steps = np.hypot(*np.diff(np.vstack([np.zeros(3), poses])[:, :2], axis=0).T)
+        assert steps.max() <= interval
+
+
+def test_no_published_path_is_ever_invalid_and_each_plan_reports_its_validation(running):
+    _, probe, _, _, _ = running
+    _assert_every_path_valid(probe)
+    statuses = probe.messages("/spanvla_planner/output/validation_status")
+    assert statuses and all(s.name == "spanvla_planner: trajectory validation" for s in statuses)
+    keys = {value.key for value in statuses[-1].values}
+    assert {"validator_rejections", "stop_trajectories", "backward_motion", "forward_length"} <= keys
