@@ -12,15 +12,21 @@ ego carrying an ``rgb_front`` camera and odometry. The planner publishes its pat
 """
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory("spanvla_ros")
     arguments = [
+        DeclareLaunchArgument(
+            "autostart",
+            default_value="true",
+            description="false: wait for a lifecycle manager to configure and activate",
+        ),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "carla.yaml"])),
         DeclareLaunchArgument("checkpoint", default_value="model:default"),
         DeclareLaunchArgument("backend", default_value="torch"),
@@ -28,14 +34,16 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("path_topic", default_value="/carla/ego_vehicle/spanvla/path"),
     ]
     role = LaunchConfiguration("role_name")
-    planner = Node(
+    planner = LifecycleNode(
         package="spanvla_ros",
         executable="planner_node",
         name="spanvla_planner",
+        namespace="",
         output="screen",
         parameters=[
             LaunchConfiguration("params_file"),
             {
+                "autostart": LaunchConfiguration("autostart"),
                 "checkpoint": LaunchConfiguration("checkpoint"),
                 "backend": LaunchConfiguration("backend"),
                 "use_sim_time": True,

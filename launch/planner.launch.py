@@ -7,10 +7,11 @@
 """
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -19,6 +20,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "planner.yaml"])),
         DeclareLaunchArgument("checkpoint", default_value="model:default"),
         DeclareLaunchArgument("backend", default_value="torch", description="torch | onnxruntime | tensorrt"),
+        DeclareLaunchArgument(
+            "autostart",
+            default_value="true",
+            description="false: wait for a lifecycle manager to configure and activate",
+        ),
         DeclareLaunchArgument("use_sim_time", default_value="false"),
         DeclareLaunchArgument("camera_topic", default_value="/camera/front/image_raw"),
         DeclareLaunchArgument("odometry_topic", default_value="/odom"),
@@ -27,15 +33,17 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("reasoning_topic", default_value="/planning/reasoning"),
         DeclareLaunchArgument("markers_topic", default_value="/planning/markers"),
     ]
-    planner = Node(
+    planner = LifecycleNode(
         package="spanvla_ros",
         executable="planner_node",
         name="spanvla_planner",
+        namespace="",
         output="screen",
         emulate_tty=True,
         parameters=[
             LaunchConfiguration("params_file"),
             {
+                "autostart": LaunchConfiguration("autostart"),
                 "checkpoint": LaunchConfiguration("checkpoint"),
                 "backend": LaunchConfiguration("backend"),
                 "use_sim_time": LaunchConfiguration("use_sim_time"),

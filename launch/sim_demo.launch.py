@@ -6,12 +6,13 @@ tracking of the planned path) and the SpanVLA planner, both from ``config/sim_de
 """
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -33,10 +34,11 @@ def generate_launch_description() -> LaunchDescription:
             {"episodes": LaunchConfiguration("episodes"), "output_dir": LaunchConfiguration("output_dir")},
         ],
     )
-    planner = Node(
+    planner = LifecycleNode(
         package="spanvla_ros",
         executable="planner_node",
         name="spanvla_planner",
+        namespace="",
         output="screen",
         parameters=[params, {"checkpoint": LaunchConfiguration("checkpoint")}],
     )

@@ -13,6 +13,11 @@ topic in order. The executor is single-threaded by default: measured here, rclpy
 whole core under camera load, which starved inference on a 2-core machine (`executor_threads` selects it). A
 watchdog restarts a hung reasoning worker. Stale or invalid inputs give a stop trajectory and an ERROR diagnostic.
 The node imports no torch or TensorRT itself: the backend is loaded by name.
+
+It is a managed (lifecycle) node: ``configure`` loads and warms the backend and creates the subscriptions, the
+publishers and the health timer; ``activate`` starts the reasoning worker and planning (paths are published only while
+active); ``deactivate`` stops them; ``cleanup`` frees the backend; ``shutdown`` ends the process. With ``autostart``
+(default true) the node configures and activates itself, for users without a lifecycle manager.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry, Path
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
@@ -111,6 +116,7 @@ PARAMETERS = [
     Param("inject_fault", "", "Testing only: 'reasoning_raise' makes reasoning passes 2-4 raise, 'reasoning_hang' "
           "makes pass 2 hang (exercises the watchdog)", choices=("", "reasoning_raise", "reasoning_hang")),
     Param("diagnostics_rate_hz", 1.0, "Rate of /diagnostics (also sent at once when a level changes)", 0.1, 10.0),
+    Param("autostart", True, "Configure and activate at start (false: wait for a lifecycle manager's transitions)"),
 ]  # fmt: skip
 
 
@@ -143,10 +149,44 @@ def load_runtime(params: dict[str, Any], log) -> tuple[Any, str, str]:
             raise StartupError(f"{message}; the fallback '{fallback}' failed too: {fallback_exc}") from fallback_exc
 
 
-class PlannerNode(Node):
+class PlannerNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params = p = declare(self, PARAMETERS)
+        self.params = declare(self, PARAMETERS)
+        self.core: OnlinePlanner | None = None
+        self.active = False
+        self.finalized = False
+        self.startup_error = ""
+        self._entities: list[tuple[str, Any]] = []  # ("publisher" | "subscription" | "timer", handle) to destroy
+        self._planning_timer = None
+        self._plan_lock = threading.Lock()
+        self._running = False
+        self._wake = threading.Event()
+        self._worker_generation = 0
+        self._pass_started_wall: float | None = None
+        self.worker_restarts = 0
+        self.reasoning_passes = 0
+        if self.params["autostart"]:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise StartupError(self.startup_error or "configure failed")
+            if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                raise StartupError("activate failed")
+
+    # --- lifecycle -------------------------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except (StartupError, ValueError) as exc:
+            self.startup_error = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            self._destroy_entities()
+            self.core = None
+            return TransitionCallbackReturn.FAILURE
+        return super().on_configure(state)
+
+    def _configure(self) -> None:
+        p = self.params
         runtime, self.backend_name, self.fallback_reason = load_runtime(p, self.get_logger())
         meta = runtime.meta
         if p["history_length"] and p["history_length"] != meta["history_len"]:
@@ -183,16 +223,24 @@ class PlannerNode(Node):
             self.core = OnlinePlanner(runtime, list(p["camera_topics"]), config)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
+        self._warm_up(runtime)
 
-        # One group per input keeps each topic's messages in order while topics run in parallel.
-        planning, housekeeping = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        self.path_pub = self.create_publisher(Path, "~/output/trajectory", 10)
-        self.reasoning_pub = self.create_publisher(String, "~/output/reasoning", 10)
-        self.markers_pub = self.create_publisher(MarkerArray, "~/output/markers", 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.validation_pub = self.create_publisher(DiagnosticStatus, "~/output/validation_status", 10)
+        # Paths, reasoning and markers go out only while active (lifecycle publishers); health always does.
+        self.path_pub = self._keep(
+            "lifecycle_publisher", self.create_lifecycle_publisher(Path, "~/output/trajectory", 10)
+        )
+        self.reasoning_pub = self._keep(
+            "lifecycle_publisher", self.create_lifecycle_publisher(String, "~/output/reasoning", 10)
+        )
+        self.markers_pub = self._keep(
+            "lifecycle_publisher", self.create_lifecycle_publisher(MarkerArray, "~/output/markers", 10)
+        )
+        self.validation_pub = self._keep(
+            "lifecycle_publisher", self.create_lifecycle_publisher(DiagnosticStatus, "~/output/validation_status", 10)
+        )
+        self.diagnostics_pub = self._keep("publisher", self.create_publisher(DiagnosticArray, "/diagnostics", 10))
         self.debug_pubs = {
-            name: self.create_publisher(Float64, f"~/debug/{name}", 10)
+            name: self._keep("lifecycle_publisher", self.create_lifecycle_publisher(Float64, f"~/debug/{name}", 10))
             for name in ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
         }
         camera_qos = (
@@ -200,44 +248,100 @@ class PlannerNode(Node):
             if p["camera_qos"] == "sensor_data"
             else QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         )
+        # One group per input keeps each topic's messages in order while topics run in parallel.
         for topic in p["camera_topics"]:
             msg_type = CompressedImage if topic.rstrip("/").endswith("/compressed") else Image
-            self.create_subscription(
+            self._keep("subscription", self.create_subscription(
                 msg_type, topic, lambda msg, name=topic: self._on_image(name, msg), camera_qos,
                 callback_group=MutuallyExclusiveCallbackGroup(),
-            )  # fmt: skip
-        self.create_subscription(
-            Odometry,
-            p["odometry_topic"],
-            self._on_odometry,
-            qos_profile_sensor_data,
+            ))  # fmt: skip
+        self._keep("subscription", self.create_subscription(
+            Odometry, p["odometry_topic"], self._on_odometry, qos_profile_sensor_data,
             callback_group=MutuallyExclusiveCallbackGroup(),
-        )
-        self.create_subscription(
-            String, p["command_topic"], self._on_command,
-            QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
+        ))  # fmt: skip
+        self._keep("subscription", self.create_subscription(
+            String, p["command_topic"], self._on_command, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
             callback_group=MutuallyExclusiveCallbackGroup(),
-        )  # fmt: skip
-
-        self._plan_lock = threading.Lock()
+        ))  # fmt: skip
         self._due_s: float | None = None
         self._last_cycle_s: float | None = None
         self._period_s = 1.0 / p["planning_rate_hz"]
         self._last_levels: dict[str, Level] = {}
-        self._running = True
-        self._wake = threading.Event()
-        self._worker_generation = 0
-        self._pass_started_wall: float | None = None
-        self.worker_restarts = 0
-        self.reasoning_passes = 0
-        self._start_worker()
-        self.create_timer(1.0 / p["planning_rate_hz"], self._on_planning_timer, callback_group=planning)
-        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=housekeeping)
+        self._keep("timer", self.create_timer(
+            1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=MutuallyExclusiveCallbackGroup()
+        ))  # fmt: skip
         self.get_logger().info(
-            f"planning at {p['planning_rate_hz']} Hz with backend '{self.backend_name}' on {len(p['camera_topics'])} "
-            f"camera(s) × {self.core.frames_per_camera} frame(s), {self.core.num_poses} poses every "
-            f"{self.core.dt_s} s, output frame '{p['output_frame']}'"
+            f"configured: backend '{self.backend_name}' on {len(p['camera_topics'])} camera(s) × "
+            f"{self.core.frames_per_camera} frame(s), {self.core.num_poses} poses every {self.core.dt_s} s, "
+            f"output frame '{p['output_frame']}'"
         )
+
+    def _warm_up(self, runtime) -> None:
+        """One reasoning pass and one plan on blank inputs, so the first real cycle does not pay for lazy setup."""
+        import numpy as np
+
+        meta = runtime.meta
+        images = np.zeros((meta["num_images"], meta["image_size"], meta["image_size"], 3), dtype=np.uint8)
+        history = np.zeros((meta["history_len"], 3))
+        history[:, 0] = (np.arange(meta["history_len"]) - (meta["history_len"] - 1)) * meta["history_dt_s"]
+        start = time.perf_counter()
+        result = runtime.reason(images, "unknown", 1.0, 0.0, history, 2)
+        runtime.plan(result, history)
+        self.get_logger().info(f"backend warmed up in {1e3 * (time.perf_counter() - start):.0f} ms")
+
+    def _keep(self, kind: str, handle: Any) -> Any:
+        self._entities.append((kind, handle))
+        return handle
+
+    def _destroy_entities(self) -> None:
+        destroy = {
+            "lifecycle_publisher": self.destroy_lifecycle_publisher,
+            "publisher": self.destroy_publisher,
+            "subscription": self.destroy_subscription,
+            "timer": self.destroy_timer,
+        }
+        for kind, handle in reversed(self._entities):
+            destroy[kind](handle)
+        self._entities = []
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self._running = True
+        self.active = True
+        self._start_worker()
+        self._planning_timer = self.create_timer(
+            self._period_s, self._on_planning_timer, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self.get_logger().info(f"active: planning at {self.params['planning_rate_hz']} Hz")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_planning()
+        self.get_logger().info("inactive: planning stopped")
+        return super().on_deactivate(state)
+
+    def _stop_planning(self) -> None:
+        self.active = False
+        self._running = False
+        self._worker_generation += 1  # the running worker ends after its pass; its result is dropped
+        self._wake.set()
+        if self._planning_timer is not None:
+            self.destroy_timer(self._planning_timer)
+            self._planning_timer = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        self.core = None  # the backend (model weights, sessions) goes with the core
+        self.get_logger().info("cleaned up: backend released")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_planning()
+        self._destroy_entities()
+        self.core = None
+        self.finalized = True
+        self.get_logger().info("shut down")
+        return TransitionCallbackReturn.SUCCESS
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -245,6 +349,8 @@ class PlannerNode(Node):
     # --- inputs ----------------------------------------------------------------------------------------------------
 
     def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
+        if self.core is None:
+            return
         stamp = stamp_seconds(msg.header.stamp)
         try:
             self.core.add_frame(camera, stamp, image_layout(msg), lambda: image_to_rgb(msg))
@@ -258,6 +364,8 @@ class PlannerNode(Node):
         self._wake.set()
 
     def _on_odometry(self, msg: Odometry) -> None:
+        if self.core is None:
+            return
         stamp = stamp_seconds(msg.header.stamp)
         try:
             pose, speed = odometry_to_pose(msg)
@@ -272,6 +380,8 @@ class PlannerNode(Node):
         self._schedule(stamp)
 
     def _on_command(self, msg: String) -> None:
+        if self.core is None:
+            return
         try:
             self.core.set_command(self._now(), msg.data)
         except InputRejected as exc:
@@ -288,7 +398,9 @@ class PlannerNode(Node):
 
     def _schedule(self, cycle_s: float, gap_periods: float = 1.0) -> None:
         """Open a planning cycle at ``cycle_s`` unless one opened within ``gap_periods`` planning periods (odometry
-        opens cycles, keeping plans aligned with the inputs; the timer covers silent inputs)."""
+        opens cycles, keeping plans aligned with the inputs; the timer covers silent inputs). Only while active."""
+        if not self.active:
+            return
         with self._plan_lock:
             last = self._last_cycle_s
             if last is not None and last <= cycle_s < last + gap_periods * self._period_s - 1e-3:
@@ -299,7 +411,7 @@ class PlannerNode(Node):
     def _try_plan(self) -> None:
         """Plan the due cycle once its odometry and a reasoning are in (see OnlinePlanner.plan)."""
         with self._plan_lock:
-            if self._due_s is None:
+            if self._due_s is None or not self.active:
                 return
             now = self._now()
             plan = self.core.plan(now, self._due_s)
@@ -337,10 +449,11 @@ class PlannerNode(Node):
         ).start()
 
     def _reasoning_loop(self, generation: int) -> None:
-        while self._running and generation == self._worker_generation:
+        core = self.core
+        while self._running and generation == self._worker_generation and core is not None:
             self._wake.wait(timeout=0.05)
             self._wake.clear()
-            inputs = self.core.reasoning_inputs(self._now())
+            inputs = core.reasoning_inputs(self._now())
             if inputs is None:
                 continue
             self._pass_started_wall = time.monotonic()
@@ -348,9 +461,9 @@ class PlannerNode(Node):
             self.reasoning_passes += 1  # counted across worker restarts, so an injected hang happens once
             try:
                 self._inject_fault(self.reasoning_passes)
-                result = self.core.run_reasoning(inputs)
+                result = core.run_reasoning(inputs)
             except Exception as exc:  # a failed pass: plans continue on the last good cache
-                self.core.reasoning_failed(self._now(), f"{type(exc).__name__}: {exc}")
+                core.reasoning_failed(self._now(), f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(f"reasoning pass failed: {exc}", throttle_duration_sec=2.0)
                 continue
             finally:
@@ -359,7 +472,7 @@ class PlannerNode(Node):
             if generation != self._worker_generation:
                 return  # the watchdog replaced this worker; its late result is dropped
             elapsed_ms = 1e3 * (time.perf_counter() - start)
-            if self.core.set_reasoning(inputs, result):
+            if core.set_reasoning(inputs, result):
                 self.reasoning_pub.publish(String(data=result.text))
                 self._debug("reasoning_ms", elapsed_ms)
                 self._try_plan()
@@ -387,11 +500,16 @@ class PlannerNode(Node):
     # --- health ----------------------------------------------------------------------------------------------------
 
     def _on_housekeeping(self) -> None:
-        self._check_worker()
+        if self.active:
+            self._check_worker()
         self._publish_diagnostics()
 
     def _statuses(self) -> list[Status]:
         statuses = self.core.statuses(self._now())
+        if not self.active:
+            statuses.append(Status("lifecycle", Level.WARN, "inactive: configured, not planning (activate to plan)"))
+        else:
+            statuses.append(Status("lifecycle", Level.OK, "active"))
         restarts = {"worker_restarts": str(self.worker_restarts)}
         if self.fallback_reason:
             message = f"running on the fallback backend '{self.backend_name}': {self.fallback_reason}"
@@ -410,6 +528,7 @@ class PlannerNode(Node):
 
     def destroy_node(self) -> None:
         self._running = False
+        self._worker_generation += 1
         self._wake.set()
         super().destroy_node()
 
@@ -424,7 +543,9 @@ def main(args: list[str] | None = None) -> int:
         threads = node.params["executor_threads"]
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        # Until the lifecycle's shutdown transition (or Ctrl-C) ends the node.
+        while not node.finalized:
+            executor.spin_once(timeout_sec=0.1)
 
     return run_node(PlannerNode, NODE_NAME, spin, args)
 

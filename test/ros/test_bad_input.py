@@ -117,23 +117,27 @@ def running(tmp_path_factory):
         log=log,
     )
     probe = RosProbe()
-    probe.collect(Path, "/spanvla_planner/output/trajectory")
-    probe.collect(DiagnosticArray, "/diagnostics")
-    probe.collect(DiagnosticStatus, "/spanvla_planner/output/validation_status")
-    vehicle = Vehicle(probe, CAMERA, second_camera="/test/camera2/image/compressed")
-    vehicle.start()
-    _TRACK["start"] = vehicle._start
-    publishers = {
-        "image": probe.node.create_publisher(Image, CAMERA, 10),
-        "compressed": probe.node.create_publisher(CompressedImage, "/test/camera2/image/compressed", 10),
-        "odometry": probe.node.create_publisher(Odometry, ODOM, 10),
-        "command": probe.node.create_publisher(String, COMMAND, 10),
-    }
-    wait_for(lambda: _planning(probe), 60, f"the first model plan ({log})")
-    yield process, probe, publishers, vehicle, log
-    vehicle.stop()
-    probe.close()
-    stop_process(process)
+    vehicle = None
+    try:  # the node process must not outlive a failed start: it would publish into the next tests
+        probe.collect(Path, "/spanvla_planner/output/trajectory")
+        probe.collect(DiagnosticArray, "/diagnostics")
+        probe.collect(DiagnosticStatus, "/spanvla_planner/output/validation_status")
+        vehicle = Vehicle(probe, CAMERA, second_camera="/test/camera2/image/compressed")
+        vehicle.start()
+        _TRACK["start"] = vehicle._start
+        publishers = {
+            "image": probe.node.create_publisher(Image, CAMERA, 10),
+            "compressed": probe.node.create_publisher(CompressedImage, "/test/camera2/image/compressed", 10),
+            "odometry": probe.node.create_publisher(Odometry, ODOM, 10),
+            "command": probe.node.create_publisher(String, COMMAND, 10),
+        }
+        wait_for(lambda: _planning(probe), 60, f"the first model plan ({log})")
+        yield process, probe, publishers, vehicle, log
+    finally:
+        if vehicle is not None:
+            vehicle.stop()
+        probe.close()
+        stop_process(process)
 
 
 def _planning(probe) -> bool:

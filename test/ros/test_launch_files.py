@@ -17,10 +17,11 @@ NODES = {"planner_node": ("planner_node", "spanvla_planner"), "sim_node": ("sim_
 
 
 def launched_nodes(launch_file: Path) -> list[dict]:
-    """Each `Node(...)` call: executable, name, parameter keys set inline and remapped topic names (sources)."""
+    """Each `Node(...)` or `LifecycleNode(...)` call: executable, name, parameter keys set inline and remapped topic
+    names (sources)."""
     nodes = []
     for call in ast.walk(ast.parse(launch_file.read_text())):
-        if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node"):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("Node", "LifecycleNode")):
             continue
         keywords = {k.arg: k.value for k in call.keywords}
         parameters = [
