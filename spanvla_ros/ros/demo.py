@@ -37,7 +37,7 @@ class DemoConfig:
 
 
 def recorded_topics() -> dict[str, type]:
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from nav_msgs.msg import Odometry, Path
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CameraInfo, Image
@@ -53,6 +53,7 @@ def recorded_topics() -> dict[str, type]:
         f"{PLANNER}/output/trajectory": Path,
         f"{PLANNER}/output/reasoning": String,
         f"{PLANNER}/output/markers": MarkerArray,
+        f"{PLANNER}/output/validation_status": DiagnosticStatus,
         "/diagnostics": DiagnosticArray,
         "/sim/episode": String,
     }
@@ -126,6 +127,29 @@ def _read_float_topics(bag: Path) -> dict[str, list[float]]:
     return values
 
 
+def _read_validation(bag: Path) -> dict[str, int]:
+    """The planner's counters from its last ``validation_status`` (plans, validator_rejections, last_valid_republished,
+    stop_trajectories) and how often each check failed, counted over every status in the bag."""
+    from rosbags.highlevel import AnyReader
+
+    counters: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    with AnyReader([bag]) as reader:
+        wanted = [c for c in reader.connections if c.topic == f"{PLANNER}/output/validation_status"]
+        for connection, _, raw in reader.messages(connections=wanted):
+            values = {kv.key: kv.value for kv in reader.deserialize(raw, connection.msgtype).values}
+            counters = {k: int(values[k]) for k in VALIDATION_COUNTERS if k in values}
+            for name, value in values.items():
+                if "/" in value:
+                    measured, limit = (float(x) for x in value.split("/"))
+                    if measured > limit:
+                        failed[name] = failed.get(name, 0) + 1
+    return {**counters, **{f"failed_{name}": count for name, count in sorted(failed.items())}}
+
+
+VALIDATION_COUNTERS = ("plans", "validator_rejections", "last_valid_republished", "stop_trajectories")
+
+
 def _bag_summary(bag: Path) -> dict[str, Any]:
     from rosbags.highlevel import AnyReader
 
@@ -176,6 +200,7 @@ def build_report(
         "plan_round_trip_ms": percentiles(round_trip_ms),
         "reasoning_ms": percentiles(floats.get(f"{PLANNER}/debug/reasoning_ms", [])),
         "reasoning_age_ms": percentiles(floats.get(f"{PLANNER}/debug/reasoning_age_ms", [])),
+        "validation": _read_validation(out / "bag"),
         "ticks": ticks,
         "late_plans": late,
         "sim_exit_code": sim_code,
@@ -210,6 +235,7 @@ def _plot_latency(planning_ms: list[float], round_trip_ms: list[float], path: Pa
 def summary_text(report: dict[str, Any]) -> str:
     lat = report["planning_latency_ms"]
     trip = report["plan_round_trip_ms"]
+    validation = report.get("validation", {})
     lines = [
         f"demo {'OK' if report['success'] else 'FAILED'}: {len(report['episodes'])} episode(s), "
         f"{report['ticks']} ticks, {report['late_plans']} late plan(s)",
@@ -217,6 +243,8 @@ def summary_text(report: dict[str, Any]) -> str:
         f"collisions {report['collisions']}  PDMS of published plans {report['pdms']:.3f}",
         f"  planning latency p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  |  tick→plan p50 {trip['p50']:.1f} ms  "
         f"p99 {trip['p99']:.1f} ms",
+        f"  validator: {validation.get('validator_rejections', 0)} of {validation.get('plans', 0)} plans rejected, "
+        f"{validation.get('stop_trajectories', 0)} stop trajectories",
         f"  bag: {report['bag']['path']} ({report['bag']['messages']} messages)",
     ]
     lines += [f"  problem: {p}" for p in report["problems"]]

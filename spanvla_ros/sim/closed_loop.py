@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..eval.closed_loop import EpisodeMonitor, EpisodeResult, aggregate_episodes
 from ..planning import Planner
+from ..planning.validator import validate_trajectory
 from ..scene import Scene
 from .expert import speed_limit_at
 from .world import HighwayWorld, WorldConfig
@@ -35,8 +36,11 @@ def run_episode(
     seed: int,
     config: ClosedLoopConfig = ClosedLoopConfig(),
     on_tick: Callable[[Scene, float], None] | None = None,
+    validation: dict[str, int] | None = None,
 ) -> tuple[EpisodeResult, np.ndarray, Scene]:
-    """Drive one seeded episode; return its result, the ego path ``[T, 3]`` and the first scene."""
+    """Drive one seeded episode; return its result, the ego path ``[T, 3]`` and the first scene. With
+    ``validation``, every plan is also checked by the node's trajectory validator and the counts are added there
+    (``plans``, ``validator_rejections`` and one count per failed check); the drive follows the plans as made."""
     world = episode_world(seed, config)
     scene = first = world.reset(seed)
     monitor = episode_monitor(scene, config)
@@ -48,6 +52,8 @@ def run_episode(
             scene = frames.attach(scene)
         if plan is None or tick - plan_tick >= config.replan_every_ticks:
             plan, plan_tick, origin = planner.plan(scene), tick, world.ego_state[:3]
+            if validation is not None:
+                _count_validation(validation, validate_trajectory(plan.poses, plan.dt_s, scene.ego.speed_mps))
         scene = world.step(plan, plan_origin=origin, plan_age_s=(tick - plan_tick) * world.config.dt_s)
         tick += 1
         monitor.update(scene, world.time_s)
@@ -55,6 +61,14 @@ def run_episode(
         if on_tick is not None:
             on_tick(scene, world.time_s)
     return monitor.result(), np.array(path), first
+
+
+def _count_validation(counts: dict[str, int], result) -> None:
+    counts["plans"] = counts.get("plans", 0) + 1
+    if not result.valid:
+        counts["validator_rejections"] = counts.get("validator_rejections", 0) + 1
+        for check in result.failures:
+            counts[f"failed_{check.name}"] = counts.get(f"failed_{check.name}", 0) + 1
 
 
 def episode_world(seed: int, config: ClosedLoopConfig = ClosedLoopConfig()) -> HighwayWorld:
@@ -118,14 +132,21 @@ def evaluate_closed_loop(
 ) -> dict[str, Any]:
     """Aggregate driving score, route completion and collision rate over seeded episodes (per-episode rows too)."""
     results, rows = [], []
+    totals: dict[str, int] = {"plans": 0, "validator_rejections": 0}
     for episode_seed in tqdm(
         range(seed, seed + episodes), desc=f"closed-loop {planner.name}", unit="ep", disable=not progress
     ):
-        result, path, first = run_episode(planner, episode_seed, config)
+        counts: dict[str, int] = {"plans": 0, "validator_rejections": 0}
+        result, path, first = run_episode(planner, episode_seed, config, validation=counts)
         results.append(result)
-        rows.append({"seed": episode_seed, "env": first.metadata.get("env"), **result.to_dict()})
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+        rows.append({"seed": episode_seed, "env": first.metadata.get("env"), **result.to_dict(), "validation": counts})
         if plots_dir is not None:
             plot_episode(first, path, result, Path(plots_dir) / f"episode_{episode_seed}.png")
     summary = aggregate_episodes(results)
-    summary.update({"planner": planner.name, "seed": seed, "duration_s": config.duration_s, "episodes_detail": rows})
+    summary.update({"planner": planner.name, "seed": seed, "duration_s": config.duration_s})
+    # What planner_node's validator (default limits) would have rejected of these plans.
+    summary["validation"] = {**totals, "rejection_rate": totals["validator_rejections"] / max(totals["plans"], 1)}
+    summary["episodes_detail"] = rows
     return summary

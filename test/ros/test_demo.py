@@ -17,7 +17,8 @@ def test_demo_drives_a_closed_loop_episode_and_reports_it(tmp_path, capsys):
     code = main(["demo", "--out", str(out), "--episodes", "1", "--duration", "4", "--seed", "1"])
     report = json.loads((out / "report.json").read_text())
     assert code == 0, (report["problems"], (out / "planner.log").read_text()[-2000:])
-    assert "demo OK" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "demo OK" in printed and "validator:" in printed
     episode = report["episodes"][0]
     assert episode["ticks"] == 40 and episode["env"] == "merge"  # seed 1 → the second scene
     assert report["late_plans"] <= 4
@@ -26,6 +27,8 @@ def test_demo_drives_a_closed_loop_episode_and_reports_it(tmp_path, capsys):
     latency = report["planning_latency_ms"]
     assert latency["n"] >= 36 and 0 < latency["p50"] <= latency["p99"]
     assert (out / "episodes" / "episode_1.png").stat().st_size > 10_000
+    validation = report["validation"]  # the planner's own counters, read back from the bag
+    assert validation["plans"] >= 36 and 0 <= validation["validator_rejections"] <= validation["plans"]
     with AnyReader([out / "bag"]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
         assert counts["/carla/ego_vehicle/odometry"] >= 40
