@@ -22,7 +22,7 @@ import numpy as np
 from ..inputs import square_image
 from ..planning import stop_poses
 from ..planning.validator import ValidationResult, ValidatorConfig, validate_trajectory
-from ..scene import DrivingCommand, world_to_ego
+from ..scene import DrivingCommand, ego_to_world, world_to_ego, wrap_angle
 from .pipeline import ReasoningResult, SpanVLARuntime
 
 #: Free-text and CARLA RoadOption names accepted as driving commands (case-insensitive).
@@ -148,6 +148,20 @@ class ReasoningInputs:
     acceleration_mps2: float
     history_ego: np.ndarray  # [H, 3]
     generation: int
+
+
+def _resampled_from(plan: PlanOutput, stamp_s: float, pose: np.ndarray) -> np.ndarray:
+    """An earlier plan's path, from ``stamp_s`` on: its world poses at ``stamp_s + (i+1)·dt`` (held at its end), in
+    the ego frame of ``pose``. A consumer that pairs plans with their cycle's stamp gets the same path, on time."""
+    world = np.vstack([plan.origin, ego_to_world(plan.poses_ego, plan.origin)])
+    times = plan.stamp_s + np.arange(len(world)) * plan.dt_s
+    wanted = np.clip(stamp_s + np.arange(1, len(plan.poses_ego) + 1) * plan.dt_s, times[0], times[-1])
+    heading = np.unwrap(world[:, 2])
+    resampled = np.column_stack(
+        [np.interp(wanted, times, world[:, 0]), np.interp(wanted, times, world[:, 1]), np.interp(wanted, times, heading)]
+    )
+    resampled[:, 2] = wrap_angle(resampled[:, 2])
+    return world_to_ego(resampled, pose)
 
 
 class _Input:
@@ -516,10 +530,14 @@ class OnlinePlanner:
                 and stamp - last.stamp_s <= (cfg.last_valid_max_age_s)
             ):
                 self.counters["last_valid_republished"] += 1
+                poses = _resampled_from(last, stamp, pose)
                 elapsed_ms = 1e3 * (time.perf_counter() - start)
                 return self._published(
-                    dataclasses.replace(last, validation=validation, fallback="last_valid", planning_ms=elapsed_ms)
-                )
+                    dataclasses.replace(
+                        last, stamp_s=stamp, poses_ego=poses, origin=pose, validation=validation,
+                        fallback="last_valid", planning_ms=elapsed_ms,
+                    )
+                )  # fmt: skip
             return self._stop(now_s, start, f"the plan failed validation: {validation.summary()}", validation)
 
     def _waited(self, now_s: float) -> float:

@@ -182,9 +182,14 @@ def test_an_invalid_plan_is_handled_as_configured_and_counted(runtime, handling)
     assert not second.validation.valid
     assert {c.name for c in second.validation.failures} >= {"backward_motion", "first_pose_deviation"}
     if handling == "last_valid":
-        # The last valid plan (0.1 s and 0.2 s old) is republished, then at 0.3 s a stop.
-        assert second.fallback == third.fallback == "last_valid" and second.stamp_s == first.stamp_s
-        assert np.array_equal(second.poses_ego, first.poses_ego) and not second.safe_stop
+        # The last valid plan (0.1 s and 0.2 s old) is republished, then at 0.3 s a stop. It keeps its path but is
+        # stamped with its cycle, seen from the ego there: 0.1 s later the ego (10 m/s) has driven 1 m of it.
+        assert second.fallback == third.fallback == "last_valid" and not second.safe_stop
+        assert second.stamp_s == pytest.approx(2.1) and np.allclose(second.origin, [21.0, 0.0, 0.0])
+        first_world = first.poses_ego[:, :2] + first.origin[:2]
+        second_world = second.poses_ego[:, :2] + second.origin[:2]
+        between = 0.8 * first_world[:-1] + 0.2 * first_world[1:]  # the first plan 0.1 s (a fifth of a step) later
+        assert np.allclose(second_world[:-1], between, atol=1e-6)
         assert fourth.safe_stop and "failed validation" in fourth.stop_reason
     elif handling == "stop":
         assert second.safe_stop and second.fallback == "stop" and "backward_motion" in second.stop_reason
