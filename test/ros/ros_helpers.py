@@ -142,7 +142,7 @@ class Vehicle:
 
     def start(self) -> None:
         wait_for(lambda: self.odometry.get_subscription_count() > 0, 60, "planner_node to subscribe to odometry")
-        wait_for(lambda: self.camera.get_subscription_count() > 0, 10, "planner_node to subscribe to the camera")
+        wait_for(lambda: self.camera.get_subscription_count() > 0, 60, "planner_node to subscribe to the camera")
         time.sleep(0.5)
         self._thread.start()
 

@@ -167,7 +167,7 @@ def test_bad_input_is_named_and_planning_goes_on(running, case):
     )
     assert process.poll() is None, f"planner_node died on {case}: {log.read_text()[-2000:]}"
     probe.clear("/spanvla_planner/output/trajectory")
-    wait_for(lambda: _planning(probe), 20, f"planning to resume after {case}")
+    wait_for(lambda: _planning(probe), 60, f"planning to resume after {case}")
 
 
 def test_ten_times_the_input_rate_keeps_the_planning_rate(running):
@@ -181,7 +181,7 @@ def test_ten_times_the_input_rate_keeps_the_planning_rate(running):
     assert paths, "no plan during the flood"
     # Cycles are gated to the planning period: a flood of odometry does not multiply the plans.
     assert len(paths) <= 1.5 * 10 * 3.0 + 3
-    wait_for(lambda: _planning(probe), 20, "planning after the flood")
+    wait_for(lambda: _planning(probe), 60, "planning after the flood")
 
 
 def test_a_fuzzer_gets_no_invalid_path_out(running):
@@ -220,7 +220,7 @@ def test_a_fuzzer_gets_no_invalid_path_out(running):
         time.sleep(0.01)
     assert sent == 300
     assert process.poll() is None, f"planner_node died under the fuzzer: {log.read_text()[-2000:]}"
-    wait_for(lambda: _planning(probe), 30, "planning after the fuzzer")
+    wait_for(lambda: _planning(probe), 60, "planning after the fuzzer")
     _assert_every_path_valid(probe)
 
 

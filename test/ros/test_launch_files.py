@@ -60,7 +60,7 @@ def _parameters(probe: RosProbe, node_name: str, names: list[str]) -> dict:
     client = probe.node.create_client(GetParameters, f"/{node_name}/get_parameters")
     assert client.wait_for_service(timeout_sec=60), f"/{node_name} did not come up"
     future = client.call_async(GetParameters.Request(names=names))
-    wait_for(future.done, 10, "get_parameters")
+    wait_for(future.done, 60, "get_parameters")
     return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values, strict=True)}
 
 
@@ -80,7 +80,7 @@ def test_parameter_files_load_into_the_real_planner_node(params_file, tmp_path):
         loaded = _parameters(probe, "spanvla_planner", list(values))
         assert loaded == values, (tmp_path / "node.log").read_text()
         topics = set()
-        wait_for(lambda: topics.update(_topics(probe, "spanvla_planner")) or "/diagnostics" in topics, 10, "topics")
+        wait_for(lambda: topics.update(_topics(probe, "spanvla_planner")) or "/diagnostics" in topics, 60, "topics")
         assert values.get("odometry_topic", "/odom") in topics
         assert set(values.get("camera_topics", ["/camera/front/image_raw"])) <= topics
         for node in (n for f in LAUNCH_FILES for n in launched_nodes(f) if n["executable"] == "planner_node"):
@@ -99,7 +99,7 @@ def _declared(probe: RosProbe, node_name: str) -> list[str]:
     client = probe.node.create_client(ListParameters, f"/{node_name}/list_parameters")
     assert client.wait_for_service(timeout_sec=30)
     future = client.call_async(ListParameters.Request())
-    wait_for(future.done, 10, "list_parameters")
+    wait_for(future.done, 60, "list_parameters")
     return list(future.result().result.names)
 
 

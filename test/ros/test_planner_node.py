@@ -57,20 +57,20 @@ def test_plans_reasoning_diagnostics_and_stop_on_a_silent_camera(planner):
         # Planning runs at its own rate between reasoning passes (10 Hz vs 2 Hz).
         assert len(test.messages("/spanvla_planner/output/trajectory")) > 2 * len(reasoning)
         assert timings and all(t.data > 0 for t in test.messages("/spanvla_planner/debug/planning_ms"))
-        wait_for(lambda: 0 in levels(test.messages("/diagnostics"), "planning"), 10, "planning OK diagnostics")
+        wait_for(lambda: 0 in levels(test.messages("/diagnostics"), "planning"), 60, "planning OK diagnostics")
 
         vehicle.camera_on = False
         test.clear("/spanvla_planner/output/trajectory")
         test.clear("/diagnostics")
-        wait_for(lambda: any(is_stop(m) for m in test.messages("/spanvla_planner/output/trajectory")), 10, "a stop")
-        wait_for(lambda: 2 in levels(test.messages("/diagnostics"), "camera /test/camera/image_raw"), 5, "ERROR")
+        wait_for(lambda: any(is_stop(m) for m in test.messages("/spanvla_planner/output/trajectory")), 60, "a stop")
+        wait_for(lambda: 2 in levels(test.messages("/diagnostics"), "camera /test/camera/image_raw"), 30, "ERROR")
         camera = [s for m in test.messages("/diagnostics") for s in m.status if "camera" in s.name and s.level[0] == 2]
         assert "stale" in camera[-1].message
         assert any("stop trajectory" in s.message for m in test.messages("/diagnostics") for s in m.status)
 
         vehicle.camera_on = True
         test.clear("/diagnostics")
-        wait_for(lambda: 0 in levels(test.messages("/diagnostics"), "camera /test/camera/image_raw"), 10, "camera OK")
+        wait_for(lambda: 0 in levels(test.messages("/diagnostics"), "camera /test/camera/image_raw"), 60, "camera OK")
         test.clear("/spanvla_planner/output/trajectory")
         wait_for(
             lambda: any(not is_stop(m) for m in test.messages("/spanvla_planner/output/trajectory")), 10, "recovery"
