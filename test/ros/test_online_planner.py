@@ -3,6 +3,8 @@ or bad inputs, restarts on jumps and clock resets, and the statuses that name ea
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ros_helpers import road_frame
 
 from spanvla_ros.models import default_checkpoint
@@ -232,3 +234,38 @@ def test_a_stop_braking_harder_than_the_validator_allows_is_refused():
         OnlineConfig(stop_deceleration_mps2=9.0)
     with pytest.raises(ValueError, match="invalid_plan_handling"):
         OnlineConfig(invalid_plan_handling="ignore")
+
+
+@settings(
+    deadline=None, max_examples=120, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    messages=st.lists(
+        st.tuples(
+            st.floats(-1e3, 1e3) | st.sampled_from([float("nan"), float("inf")]),  # stamp step
+            st.floats(allow_nan=True, allow_infinity=True, width=32),  # x
+            st.floats(allow_nan=True, allow_infinity=True, width=32),  # y
+            st.floats(allow_nan=True, allow_infinity=True, width=32),  # yaw
+            st.floats(allow_nan=True, allow_infinity=True),  # speed
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_odometry_is_accepted_plausibly_or_refused_and_the_stop_stays_valid(runtime, messages):
+    from spanvla_ros.planning.validator import validate_trajectory
+
+    planner = OnlinePlanner(runtime, [CAMERA])
+    stamp = 0.0
+    for step, x, y, yaw, speed in messages:
+        stamp = stamp + step if np.isfinite(step) else step
+        try:
+            planner.add_odometry(stamp, np.array([x, y, yaw]), speed, "odom")
+        except InputRejected:
+            continue
+        assert abs(planner._odometry[-1][4]) <= planner.config.max_speed_mps
+    if planner._odometry and np.isfinite(planner._odometry[-1][0]):
+        stop = planner.plan(float(planner._odometry[-1][0]) + 5.0)  # no camera: a stop trajectory
+        assert stop.safe_stop and np.isfinite(stop.poses_ego).all()
+        speed = float(np.clip(planner._odometry[-1][4], 0.0, planner.config.max_speed_mps))
+        assert validate_trajectory(stop.poses_ego, stop.dt_s, speed, planner.config.validator).valid
