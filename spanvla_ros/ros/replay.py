@@ -208,7 +208,10 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
     finally:
         reader.close()
     records = [(p.stamp_s, p.origin, p.poses_ego, p.safe_stop) for p in plans if p.origin is not None]
-    return _report(config, out, topics, records, np.array(track), [p.planning_ms for p in plans], reasoning_ms, dropped)
+    return _report(
+        config, out, topics, records, np.array(track), [p.planning_ms for p in plans], reasoning_ms, dropped,
+        dict(planner.counters),
+    )  # fmt: skip
 
 
 # --- realtime ------------------------------------------------------------------------------------------------------
@@ -329,7 +332,11 @@ def _plan_comfort(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego
     return bool(is_comfortable(states, 0.1, ComfortLimits())[0])
 
 
-def _report(config, out, topics, records, track, planning_ms, reasoning_ms, dropped) -> dict[str, Any]:
+def _report(
+    config, out, topics, records, track, planning_ms, reasoning_ms, dropped, validation: dict | None = None
+) -> dict[str, Any]:
+    """The replay's report; ``validation``: the planning core's counters (plans, validator_rejections,
+    last_valid_republished, stop_trajectories), known in deterministic mode."""
     from ..eval.report import percentiles, write_json
 
     dt_s = 0.5
@@ -349,6 +356,7 @@ def _report(config, out, topics, records, track, planning_ms, reasoning_ms, drop
         "topics": {"cameras": list(topics.cameras), "odometry": topics.odometry, "command": topics.command},
         "plans": len(records),
         "stop_trajectories": stops,
+        "validation": validation,
         "plans_with_future": len(ade),
         "ade_m": float(np.mean(ade)) if ade else None,
         "fde_m": float(np.mean(fde)) if fde else None,

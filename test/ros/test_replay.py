@@ -59,6 +59,9 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
     assert isinstance(first["ade_m"], float) and 0.0 <= first["ade_m"] < 20.0
     assert first["fde_m"] >= 0.0 and 0.0 <= first["comfort_rate"] <= 1.0
     assert first["plans_detail"] == second["plans_detail"]  # same bag, same plans
+    validation = first["validation"]  # the planning core's counters
+    assert validation["plans"] == first["plans"] and validation["stop_trajectories"] == first["stop_trajectories"]
+    assert 0 <= validation["validator_rejections"] <= validation["plans"]
     assert first["ade_m"] == second["ade_m"]
     with AnyReader([tmp_path / "first" / "outputs"]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
