@@ -83,6 +83,7 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     planning_ms: list[tuple[float, float]] = []
     cycle_ms: list[tuple[float, float]] = []
     camera_counts: dict[str, int] = {}
+    validation: dict[str, int] = {}  # the node's counters from its trajectory-validation diagnostic
     errors: dict[str, int] = {}
     camera_errors: list[float] = []  # monotonic times of camera ERROR diagnostics
 
@@ -95,6 +96,8 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
                     camera_errors.append(time.monotonic())
                 if status.name.endswith(f"camera {CAMERA}"):
                     camera_counts.update({kv.key: int(float(kv.value)) for kv in status.values if kv.key != "age_s"})
+                if status.name.endswith("trajectory validation"):
+                    validation.update({kv.key: int(kv.value) for kv in status.values if kv.value.isdigit()})
 
     node.create_subscription(PathMsg, f"{PLANNER}/output/trajectory", lambda m: paths.append(time.monotonic()), 50)
     node.create_subscription(
@@ -202,6 +205,7 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
         "slow_image_publishes": [[round(t, 1), round(d, 3)] for t, d in publish_s if d > 0.2],
         "camera_errors_at_s": [round(t - start, 1) for t in camera_errors if t >= start],
         "error_diagnostics": errors,
+        "validation": validation,
         "rss_mib_samples": [[round(t, 1), round(v, 1)] for t, v in rss],
         "rss_mib_after_warmup": baseline,
         "rss_mib_final": final,
