@@ -3,6 +3,7 @@ serialiser, the message definitions from the rosbags Kilted type store. ``BagRec
 
 from __future__ import annotations
 
+import queue
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,33 +17,62 @@ def type_name(msg_type: type) -> str:
 
 
 class BagWriter:
-    """A bag opened for writing rclpy messages; a connection per topic, created on first use."""
+    """A bag opened for writing rclpy messages; a connection per topic, created on first use.
+
+    Writes may come from any thread (a recorder's callbacks run in an executor's thread): one thread of the writer's
+    own opens, writes and closes the storage, since sqlite3 objects may only be used in the thread that made them.
+    ``close`` writes everything queued before it returns."""
 
     def __init__(self, path: str | Path, storage: str = "mcap") -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
-        from rosbags.typesys import Stores, get_typestore
-
         if storage not in STORAGES:
             raise ValueError(f"unknown bag storage '{storage}': choose one of {', '.join(STORAGES)}")
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists: rosbag2 writes a new directory")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        self._typestore = get_typestore(Stores.ROS2_KILTED)
-        self._writer = Writer(self.path, version=9, storage_plugin=plugin)
-        self._writer.open()
-        self._connections: dict[str, Any] = {}
-        self._lock = threading.Lock()
         self.count = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[str, str, int, bytes] | None] = queue.Queue()
+        opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(storage, opened), name="bag-writer", daemon=True)
+        self._thread.start()
+        opened.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, storage: str, opened: threading.Event) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+
+        try:
+            typestore = get_typestore(Stores.ROS2_KILTED)
+            plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+            writer = Writer(self.path, version=9, storage_plugin=plugin)
+            writer.open()
+        except BaseException as exc:  # reported to the caller of __init__
+            self._error = exc
+            opened.set()
+            return
+        opened.set()
+        connections: dict[str, Any] = {}
+        while (item := self._queue.get()) is not None:
+            topic, msgtype, timestamp_ns, cdr = item
+            try:
+                connection = connections.get(topic)
+                if connection is None:
+                    connection = connections[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
+                writer.write(connection, timestamp_ns, cdr)
+            except Exception as exc:  # the first failure is raised by close()
+                self._error = self._error or exc
+        writer.close()
 
     def write_raw(self, topic: str, msgtype: str, timestamp_ns: int, cdr: bytes) -> None:
         with self._lock:
-            connection = self._connections.get(topic)
-            if connection is None:
-                connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
-                self._connections[topic] = connection
-            self._writer.write(connection, int(timestamp_ns), bytes(cdr))
+            if self._closed:
+                raise RuntimeError(f"{self.path}: the bag is closed")
+            self._queue.put((topic, msgtype, int(timestamp_ns), bytes(cdr)))
             self.count += 1
 
     def write(self, topic: str, msg: Any, timestamp_ns: int) -> None:
@@ -52,7 +82,13 @@ class BagWriter:
 
     def close(self) -> None:
         with self._lock:
-            self._writer.close()
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"{self.path}: writing the bag failed: {self._error}") from self._error
 
     def __enter__(self) -> BagWriter:
         return self
@@ -79,4 +115,7 @@ class BagRecorder:
         ]
 
     def _on_message(self, topic: str, msgtype: str, raw: bytes) -> None:
-        self.writer.write_raw(topic, msgtype, self._node.get_clock().now().nanoseconds, raw)
+        try:
+            self.writer.write_raw(topic, msgtype, self._node.get_clock().now().nanoseconds, raw)
+        except RuntimeError:
+            pass  # a late message after the bag closed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -43,6 +44,9 @@ def add_commands(commands) -> None:
     replay.add_argument("--storage", choices=["mcap", "sqlite3"], help="output bag storage (default: the input's)")
     replay.add_argument("--realtime", action="store_true", help="publish into DDS and record a running node")
     replay.add_argument("--rate", type=float, default=1.0, help="realtime playback speed")
+    replay.add_argument(
+        "--threads", type=int, default=1, help="inference threads (deterministic mode; as the node's num_threads)"
+    )
     replay.set_defaults(handler=_replay)
 
 
@@ -83,8 +87,12 @@ def _replay(args: argparse.Namespace) -> int:
             storage=args.storage,
             realtime=args.realtime,
             rate=args.rate,
+            threads=args.threads,
         )
     )
     keys = ("plans", "stop_trajectories", "ade_m", "fde_m", "comfort_rate", "planning_latency_ms", "outputs_bag")
     print(json.dumps({k: report[k] for k in keys}, indent=2))
+    if report["plans"] == 0:
+        print("replay FAILED: no plan was made (see the log for dropped messages and stop reasons)", file=sys.stderr)
+        return 1
     return 0

@@ -28,6 +28,7 @@ from .conversions import (
     image_layout,
     image_to_rgb,
     odometry_to_pose,
+    path_dt_s,
     path_to_poses,
     stamp_seconds,
 )
@@ -58,6 +59,9 @@ class ReplayConfig:
     storage: str | None = None  # output bag storage; None = the input's
     realtime: bool = False
     rate: float = 1.0  # realtime playback speed
+    #: Inference threads (deterministic mode), bounded like the node's ``num_threads``: unbounded threads on a busy
+    #: machine ran 4.6× slower; 0 = the library's default.
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,9 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
     from .bag import BagWriter
     from .conversions import marker_array, path_message
 
-    runtime = SpanVLARuntime.from_checkpoint_or_export(config.backend, resolve_model(config.checkpoint))
+    runtime = SpanVLARuntime.from_checkpoint_or_export(
+        config.backend, resolve_model(config.checkpoint), threads=config.threads
+    )
     reader = _open_reader(config.bag)
     try:
         topics = select_topics(reader, config)
@@ -210,7 +216,7 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
     records = [(p.stamp_s, p.origin, p.poses_ego, p.safe_stop) for p in plans if p.origin is not None]
     return _report(
         config, out, topics, records, np.array(track), [p.planning_ms for p in plans], reasoning_ms, dropped,
-        dict(planner.counters),
+        planner.dt_s, dict(planner.counters),
     )  # fmt: skip
 
 
@@ -234,6 +240,7 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
 
     track: list[tuple] = []
     received: list[tuple[float, str, np.ndarray]] = []
+    spacing: list[float] = []
     planning_ms: list[float] = []
     reasoning_ms: list[float] = []
     with ros_process_environment(), closing(_open_reader(config.bag)) as reader:
@@ -248,9 +255,12 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
                 f"{OUTPUT_PREFIX}/debug/reasoning_ms": Float64,
             }
             BagRecorder(node, outputs, writer)
-            node.create_subscription(
-                PathMsg, f"{OUTPUT_PREFIX}/output/trajectory", lambda m: received.append(path_to_poses(m)), 50
-            )
+
+            def on_path(msg) -> None:
+                received.append(path_to_poses(msg))
+                spacing.append(path_dt_s(msg))
+
+            node.create_subscription(PathMsg, f"{OUTPUT_PREFIX}/output/trajectory", on_path, 50)
             node.create_subscription(
                 Float64, f"{OUTPUT_PREFIX}/debug/planning_ms", lambda m: planning_ms.append(m.data), 50
             )
@@ -284,7 +294,8 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
             continue
         poses_ego = poses if frame in ("base_link", "ego_vehicle") else world_to_ego(poses, origin)
         records.append((stamp, origin, poses_ego, False))
-    return _report(config, out, topics, records, track_array, planning_ms, reasoning_ms, 0)
+    dt_s = float(np.median(spacing)) if spacing else 0.5
+    return _report(config, out, topics, records, track_array, planning_ms, reasoning_ms, 0, dt_s)
 
 
 def _wait_for_subscribers(publisher, timeout_s: float) -> None:
@@ -333,13 +344,21 @@ def _plan_comfort(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego
 
 
 def _report(
-    config, out, topics, records, track, planning_ms, reasoning_ms, dropped, validation: dict | None = None
+    config,
+    out,
+    topics,
+    records,
+    track,
+    planning_ms,
+    reasoning_ms,
+    dropped,
+    dt_s: float,
+    validation: dict | None = None,
 ) -> dict[str, Any]:
-    """The replay's report; ``validation``: the planning core's counters (plans, validator_rejections,
-    last_valid_republished, stop_trajectories), known in deterministic mode."""
+    """The replay's report; ``dt_s``: the plans' pose spacing (the artefact's); ``validation``: the planning core's
+    counters (plans, validator_rejections, last_valid_republished, stop_trajectories), known in deterministic mode."""
     from ..eval.report import percentiles, write_json
 
-    dt_s = 0.5
     ade, fde, comfortable, stops = [], [], [], 0
     for stamp, origin, poses_ego, stopped in records:
         stops += int(stopped)
@@ -355,6 +374,7 @@ def _report(
         "backend": config.backend,
         "topics": {"cameras": list(topics.cameras), "odometry": topics.odometry, "command": topics.command},
         "plans": len(records),
+        "plan_dt_s": dt_s,
         "stop_trajectories": stops,
         "validation": validation,
         "plans_with_future": len(ade),

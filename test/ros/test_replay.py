@@ -56,6 +56,7 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
         "cameras": ["/vehicle/camera/image_raw"], "odometry": "/vehicle/odom", "command": "/vehicle/driving_command",
     }  # fmt: skip
     assert first["plans"] >= 35 and first["plans_with_future"] >= 5
+    assert first["plan_dt_s"] == 0.5  # the artefact's spacing
     assert isinstance(first["ade_m"], float) and 0.0 <= first["ade_m"] < 20.0
     assert first["fde_m"] >= 0.0 and 0.0 <= first["comfort_rate"] <= 1.0
     assert first["plans_detail"] == second["plans_detail"]  # same bag, same plans
@@ -83,9 +84,14 @@ def test_replay_names_missing_topics(recorded_bag, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_realtime_replay_records_what_the_running_node_publishes(tmp_path):
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_realtime_replay_records_what_the_running_node_publishes(tmp_path, storage):
+    # sqlite3 objects may be used only in the thread that made them: the recorder's callbacks (the spin thread)
+    # once crashed a sqlite3 output bag.
+    from rosbags.highlevel import AnyReader
+
     bag = tmp_path / "drive"
-    record_drive(bag, "mcap")
+    record_drive(bag, storage)
     process = start_node(
         "planner_node",
         {"camera_topics": ["/vehicle/camera/image_raw"], "odometry_topic": "/vehicle/odom",
@@ -101,3 +107,16 @@ def test_realtime_replay_records_what_the_running_node_publishes(tmp_path):
     assert report["mode"] == "realtime" and report["plans"] >= 20
     assert report["ade_m"] is not None and np.isfinite(report["ade_m"])
     assert report["planning_latency_ms"]["n"] >= 20
+    assert report["plan_dt_s"] == pytest.approx(0.5)  # read from the published paths' pose stamps
+    with AnyReader([tmp_path / "rt" / "outputs"]) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/spanvla_planner/output/trajectory"] >= 20 and counts["/vehicle/odom"] >= 50
+
+
+def test_a_replay_that_makes_no_plan_exits_non_zero(recorded_bag, tmp_path, capsys):
+    bag, _ = recorded_bag
+    # Planning every 100 s on a 6 s bag: the first cycle waits for a reasoning pass that never comes in time.
+    code = main(["replay", str(bag), "--out", str(tmp_path / "none"), "--planning-rate", "0.01"])
+    report = json.loads((tmp_path / "none" / "report.json").read_text())
+    assert report["plans"] == 0 and code == 1
+    assert "no plan was made" in capsys.readouterr().err
