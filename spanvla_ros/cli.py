@@ -381,7 +381,7 @@ def _planner(name: str, backend: str = "torch"):
 
 def _model_path(spec: str) -> str:
     """``model:default`` names the shipped checkpoint (the package's share folder, else ./models/default)."""
-    from .models import resolve_model
+    from .runtime.artefact import resolve_model
 
     return f"model:{resolve_model(spec)}"
 

@@ -22,7 +22,8 @@ import numpy as np
 from ..inputs import square_image
 from ..scene import wrap_angle
 from ..text_format import FAST_MODE_TEXT
-from .generate import POSITIVE, GenerationConfig, Sample
+from .dataset import POSITIVE, Sample
+from .generate import GenerationConfig
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"

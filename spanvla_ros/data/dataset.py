@@ -10,13 +10,59 @@ import json
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..files import file_sha256
-from .generate import Sample
+
+#: The kinds of sample.
+POSITIVE, NEGATIVE, RECOVERY = "positive", "negative", "recovery"
+
+
+@dataclass
+class Sample:
+    """One training sample (arrays in the ego frame at sample time; images oldest first)."""
+
+    token: str
+    kind: str
+    env: str
+    seed: int
+    time_s: float
+    images: np.ndarray  # [F, H, W, 3] uint8
+    ego_history: np.ndarray  # [H, 3]
+    speed_mps: float
+    acceleration_mps2: float
+    command: str
+    target: np.ndarray  # [N, 3]
+    reasoning: dict[str, Any]
+    scene: dict[str, Any]
+    negatives: list[np.ndarray] = field(default_factory=list)
+    negative_labels: list[str] = field(default_factory=list)
+    negative_scores: list[dict[str, float]] = field(default_factory=list)
+    recovery_label: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the arrays, JSON-ready."""
+        return {
+            "token": self.token,
+            "kind": self.kind,
+            "env": self.env,
+            "seed": self.seed,
+            "time_s": self.time_s,
+            "speed_mps": self.speed_mps,
+            "acceleration_mps2": self.acceleration_mps2,
+            "command": self.command,
+            "reasoning": self.reasoning,
+            "negative_labels": self.negative_labels,
+            "negative_scores": self.negative_scores,
+            "recovery_label": self.recovery_label,
+            "num_negatives": len(self.negatives),
+            "scene": json.dumps(self.scene),
+        }
+
 
 FORMAT = "spanvla-dataset"
 VERSION = 1

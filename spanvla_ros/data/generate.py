@@ -10,9 +10,8 @@ logged ones (non-reactive replay, as NAVSIM's metric cache).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.expert import lane_width_at, plan_along_route, speed_limit_at
 from ..sim.world import ENVIRONMENTS
+from .dataset import NEGATIVE, POSITIVE, RECOVERY, Sample, write_dataset
 from .reasoning import label_sample
 
 FLAWS = {
@@ -37,7 +37,6 @@ INJECTIONS = {
     "overspeed": "starts well over the speed it should drive",
     "aborted_lane_change": "starts halfway into a lane change it must abort",
 }
-POSITIVE, NEGATIVE, RECOVERY = "positive", "negative", "recovery"
 
 
 @dataclass(frozen=True)
@@ -56,48 +55,6 @@ class GenerationConfig:
     injection_probability: float = 0.3
     flaw_duration_s: float = 3.0
     negative_margin_pdms: float = 0.05
-
-
-@dataclass
-class Sample:
-    """One training sample (arrays in the ego frame at sample time; images oldest first)."""
-
-    token: str
-    kind: str
-    env: str
-    seed: int
-    time_s: float
-    images: np.ndarray  # [F, H, W, 3] uint8
-    ego_history: np.ndarray  # [H, 3]
-    speed_mps: float
-    acceleration_mps2: float
-    command: str
-    target: np.ndarray  # [N, 3]
-    reasoning: dict[str, Any]
-    scene: dict[str, Any]
-    negatives: list[np.ndarray] = field(default_factory=list)
-    negative_labels: list[str] = field(default_factory=list)
-    negative_scores: list[dict[str, float]] = field(default_factory=list)
-    recovery_label: str = ""
-
-    def metadata(self) -> dict[str, Any]:
-        """Everything but the arrays, JSON-ready."""
-        return {
-            "token": self.token,
-            "kind": self.kind,
-            "env": self.env,
-            "seed": self.seed,
-            "time_s": self.time_s,
-            "speed_mps": self.speed_mps,
-            "acceleration_mps2": self.acceleration_mps2,
-            "command": self.command,
-            "reasoning": self.reasoning,
-            "negative_labels": self.negative_labels,
-            "negative_scores": self.negative_scores,
-            "recovery_label": self.recovery_label,
-            "num_negatives": len(self.negatives),
-            "scene": json.dumps(self.scene),
-        }
 
 
 def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -> list[Sample]:
@@ -298,7 +255,6 @@ def generate_dataset(
     from tqdm import tqdm
 
     from ..config import config_to_dict
-    from .dataset import write_dataset
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")

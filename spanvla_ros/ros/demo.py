@@ -63,7 +63,7 @@ def recorded_topics() -> dict[str, type]:
 
 
 def default_params_file() -> Path:
-    from ..models import SOURCE_ROOT
+    from ..runtime.artefact import SOURCE_ROOT
 
     candidates = [SOURCE_ROOT / "config" / "sim_demo.yaml"]
     try:

@@ -37,8 +37,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64, String
 from visualization_msgs.msg import MarkerArray
 
-from ..models import resolve_model
 from ..planning.validator import ValidatorConfig
+from ..runtime.artefact import resolve_model
 from ..runtime.online import INVALID_PLAN_HANDLING, InputRejected, Level, OnlineConfig, OnlinePlanner, Status
 from .conversions import (
     ImageConversionError,

@@ -141,8 +141,8 @@ def replay(config: ReplayConfig) -> dict[str, Any]:
 def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
     from std_msgs.msg import Float64, String
 
-    from ..models import resolve_model
     from ..runtime import SpanVLARuntime
+    from ..runtime.artefact import resolve_model
     from ..runtime.online import InputRejected, OnlineConfig, OnlinePlanner
     from .bag import BagWriter
     from .conversions import marker_array, path_message

@@ -21,6 +21,7 @@ from ..files import file_sha256
 from ..inputs import patchify, prompt_text, rope_positions
 from ..model.spanvla import SpanVLA
 from ..model.vlm import vision_geometry
+from .artefact import ArtifactError, read_export, runtime_meta
 from .graphs import DecodeGraph, FlowGraph, FlowStepGraph, PrefillGraph, VisionGraph
 
 OPSET = 18
@@ -31,38 +32,6 @@ EXPORT_TOLERANCE = 1e-3
 
 class ExportError(RuntimeError):
     """An exported graph failed the ONNX checker or disagrees with PyTorch."""
-
-
-def runtime_meta(model: SpanVLA, num_images: int) -> dict[str, Any]:
-    """Everything a runtime needs besides the weights: shapes, token ids, layer selection, flow settings."""
-    text = model.vlm.config.text_config
-    vlm, expert = model.config.vlm, model.config.expert
-    tokens_per_image = (vlm.image_size // vlm.patch_size) ** 2 // vlm.spatial_merge_size**2
-    return {
-        "num_layers": text.num_hidden_layers,
-        "kv_heads": text.num_key_value_heads,
-        "head_dim": getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
-        "hidden_size": text.hidden_size,
-        "vocab_size": text.vocab_size,
-        "image_token_id": model.vlm.config.image_token_id,
-        "action_marker_id": int(model.action_marker_id),
-        "eos_token_id": int(model.tokenizer.eos_token_id),
-        "action_token_ids": [int(t) for t in model.action_ids],
-        "selected_layers": list(model.expert.layers),
-        "num_images": num_images,
-        "image_size": vlm.image_size,
-        "patch_size": vlm.patch_size,
-        "spatial_merge_size": vlm.spatial_merge_size,
-        "temporal_patch_size": vlm.temporal_patch_size,
-        "tokens_per_image": tokens_per_image,
-        "num_poses": expert.num_poses,
-        "dt_s": expert.dt_s,
-        "history_len": expert.history_len,
-        "history_dt_s": expert.history_dt_s,
-        "flow_steps": expert.num_steps,
-        "pose_scale": list(expert.pose_scale),
-        "max_reasoning_tokens": model.config.max_reasoning_tokens,
-    }
 
 
 def example_inputs(model: SpanVLA, num_images: int, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
@@ -263,8 +232,6 @@ def _err(a: np.ndarray, b: np.ndarray) -> float:
 
 def verify_export(export_dir: str | Path, checkpoint_dir: str | Path) -> None:
     """Check that an export was made from this checkpoint's architecture; raise ArtifactError naming what differs."""
-    from .backends.onnxruntime_backend import ArtifactError, read_export
-
     document = read_export(Path(export_dir))
     model = SpanVLA.load(checkpoint_dir)
     expected = runtime_meta(model, document["meta"]["num_images"])

@@ -158,7 +158,11 @@ def _resampled_from(plan: PlanOutput, stamp_s: float, pose: np.ndarray) -> np.nd
     wanted = np.clip(stamp_s + np.arange(1, len(plan.poses_ego) + 1) * plan.dt_s, times[0], times[-1])
     heading = np.unwrap(world[:, 2])
     resampled = np.column_stack(
-        [np.interp(wanted, times, world[:, 0]), np.interp(wanted, times, world[:, 1]), np.interp(wanted, times, heading)]
+        [
+            np.interp(wanted, times, world[:, 0]),
+            np.interp(wanted, times, world[:, 1]),
+            np.interp(wanted, times, heading),
+        ]
     )
     resampled[:, 2] = wrap_angle(resampled[:, 2])
     return world_to_ego(resampled, pose)

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ros_helpers import road_frame
 
-from spanvla_ros.models import default_checkpoint
 from spanvla_ros.runtime import SpanVLARuntime
+from spanvla_ros.runtime.artefact import default_checkpoint
 from spanvla_ros.runtime.online import InputRejected, Level, OnlineConfig, OnlinePlanner
 
 CAMERA = "/cam"

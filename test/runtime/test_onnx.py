@@ -8,7 +8,8 @@ import torch
 
 from spanvla_ros.benchmarks.model import tiny_model
 from spanvla_ros.runtime import SpanVLARuntime
-from spanvla_ros.runtime.backends.onnxruntime_backend import ArtifactError, OnnxRuntimeBackend
+from spanvla_ros.runtime.artefact import ArtifactError
+from spanvla_ros.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from spanvla_ros.runtime.backends.torch_backend import TorchBackend
 from spanvla_ros.runtime.export import GRAPH_FILES, export_onnx
 
@@ -113,7 +114,7 @@ def test_an_export_from_another_architecture_is_refused(exported, tmp_path):
     import dataclasses
 
     from spanvla_ros.model import SpanVLA
-    from spanvla_ros.runtime.backends.onnxruntime_backend import ArtifactError
+    from spanvla_ros.runtime.artefact import ArtifactError
     from spanvla_ros.runtime.export import verify_export
 
     model, out, _ = exported

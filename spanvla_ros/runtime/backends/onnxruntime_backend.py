@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from ...files import file_sha256
+from ..artefact import ArtifactError, read_export
 from .base import BackendUnavailableError, GraphBackend
-
-
-class ArtifactError(ValueError):
-    """An export directory is incomplete, tampered with, or does not match what is asked of it."""
-
-
-def read_export(directory: Path) -> dict[str, Any]:
-    """``export.json`` of an export directory, every listed file present with its recorded sha256."""
-    path = directory / "export.json"
-    if not path.is_file():
-        raise ArtifactError(f"{directory}: no export.json (run `spanvla export onnx` first)")
-    document = json.loads(path.read_text())
-    for name, digest in document["files"].items():
-        file = directory / name
-        if not file.is_file():
-            raise ArtifactError(f"{directory}: {name} is missing")
-        if file_sha256(file) != digest:
-            raise ArtifactError(f"{file}: sha256 does not match export.json (truncated, corrupt or replaced)")
-    return document
 
 
 class OnnxRuntimeBackend(GraphBackend):

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ...files import file_sha256
+from ..artefact import read_export
 from ..engine_cache import EngineCache, EngineCacheError, EngineKey
 from .base import BackendUnavailableError, GraphBackend
-from .onnxruntime_backend import read_export
 
 log = logging.getLogger(__name__)
 GRAPHS = ("vision", "prefill", "decode", "flow")

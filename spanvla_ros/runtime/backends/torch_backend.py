@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ...model.spanvla import SpanVLA
+from ..artefact import runtime_meta
 from ..graphs import DecodeGraph, FlowGraph, PrefillGraph
 from .base import Backend
 
@@ -16,8 +17,6 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, model: SpanVLA, device: str = "cpu", num_images: int = 2) -> None:
-        from ..export import runtime_meta
-
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.meta = runtime_meta(model, num_images)
