@@ -107,7 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--replan-every",
         type=int,
         default=None,
-        help="ticks (0.1 s) between plans; default 1, 5 for model planners (2 Hz)",
+        help="ticks (0.1 s) between plans; default 1 (the node's 10 Hz), 5 for --direct model planners (2 Hz)",
+    )
+    closed.add_argument(
+        "--direct",
+        action="store_true",
+        help="run a model planner's pipeline directly on each scene instead of through the node's planning core",
     )
     closed.add_argument("--episodes", type=int, default=12)
     closed.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
@@ -352,24 +357,29 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
     from .eval.report import write_json
     from .sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
 
-    planner = _planner(args.planner)
+    planner = _planner(args.planner, args.backend, deployed=not args.direct)
+    replan = args.replan_every or (5 if args.direct and args.planner.startswith("model:") else 1)
     plots = args.out.with_name(args.out.stem + "_plots")
-    summary = evaluate_closed_loop(
-        planner, args.episodes, args.seed, ClosedLoopConfig(duration_s=args.duration), plots_dir=plots
-    )
+    config = ClosedLoopConfig(duration_s=args.duration, replan_every_ticks=replan)
+    summary = evaluate_closed_loop(planner, args.episodes, args.seed, config, plots_dir=plots)
+    summary["replan_every_ticks"] = replan
+    if hasattr(planner, "counters"):
+        summary["core_counters"] = planner.counters  # what the planning core did: stops, rejections, republished
     write_json(summary, args.out)
     keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "infraction_counts")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
 
 
-def _planner(name: str, backend: str = "torch"):
+def _planner(name: str, backend: str = "torch", deployed: bool = False):
+    """A planner by name; ``deployed``: model planners run through the node's planning core (closed loop)."""
     from .planning import ConstantVelocityPlanner
 
     if name.startswith("model:"):
-        from .runtime.planner import RuntimePlanner
+        from .runtime.planner import DeployedPlanner, RuntimePlanner
 
-        return RuntimePlanner.from_name(_model_path(name), backend=backend)
+        cls = DeployedPlanner if deployed else RuntimePlanner
+        return cls.from_name(_model_path(name), backend=backend)
     if name == "constant-velocity":
         return ConstantVelocityPlanner()
     if name == "expert":

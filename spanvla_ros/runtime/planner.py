@@ -1,13 +1,18 @@
-"""SpanVLA as a :class:`~spanvla_ros.planning.Planner`: the runtime pipeline on a scene whose camera frames ride in
+"""SpanVLA as a :class:`~spanvla_ros.planning.Planner`, on a scene whose camera frames ride in
 ``scene.metadata["camera_frames"]`` (``[F, H, W, 3]`` uint8, oldest first), as the evaluation harnesses attach
-them. The planner reads only what a car has: frames, command, ego speed, acceleration and history."""
+them; the planner reads only what a car has: frames, command, ego speed, acceleration and history.
+
+``RuntimePlanner`` runs the pipeline on one scene (open loop: independent moments). ``DeployedPlanner`` drives the
+planning core that runs on the car (:class:`~spanvla_ros.runtime.online.OnlinePlanner`: odometry track and frame
+history, reasoning at its rate, validation and stop trajectories) synchronously, one call per tick of a drive."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..planning import Planner, PlannerConfig
+from ..planning import Planner, PlannerConfig, stop_poses
 from ..scene import Scene, Trajectory, world_to_ego
+from .online import OnlineConfig, OnlinePlanner, PlanOutput
 from .pipeline import SpanVLARuntime
 
 CAMERA_FRAMES = "camera_frames"
@@ -46,3 +51,49 @@ class RuntimePlanner(Planner):
         )
         self.last_reasoning = reasoning.text
         return Trajectory(self.runtime.plan(reasoning, history), self.config.dt_s)
+
+
+class DeployedPlanner(Planner):
+    """The node's planning core on a drive, with the drive's clock: each ``plan(scene)`` is one planning cycle at
+    ``scene.metadata["time_s"]``. The scene's ego pose and speed arrive as odometry and its newest camera frame as an
+    image, a reasoning pass runs when one is due (at ``reasoning_rate_hz`` of the drive's time, inline), and the core
+    plans — validating the plan and falling back as on the car. Call it every tick (the node's 10 Hz)."""
+
+    needs_camera = True
+    CAMERA = "front"
+
+    def __init__(self, runtime: SpanVLARuntime, name: str = "spanvla", config: OnlineConfig = OnlineConfig()) -> None:
+        meta = runtime.meta
+        super().__init__(PlannerConfig(num_poses=meta["num_poses"], dt_s=meta["dt_s"]))
+        self.runtime = runtime
+        self.name = name
+        self.core = OnlinePlanner(runtime, [self.CAMERA], config)
+        self.last_output: PlanOutput | None = None
+
+    @classmethod
+    def from_name(cls, spec: str, backend: str = "torch", config: OnlineConfig = OnlineConfig()) -> DeployedPlanner:
+        artifact = spec.split(":", 1)[1] if spec.startswith("model:") else spec
+        runtime = SpanVLARuntime.from_checkpoint_or_export(backend, artifact, threads=1)
+        return cls(runtime, name=f"model:{artifact}", config=config)
+
+    def plan(self, scene: Scene) -> Trajectory:
+        frames = scene.metadata.get(CAMERA_FRAMES)
+        if frames is None or "time_s" not in scene.metadata:
+            raise ValueError("the deployed planner needs scene.metadata['camera_frames'] and ['time_s'] (a drive)")
+        now = float(scene.metadata["time_s"])
+        core = self.core
+        core.add_odometry(now, np.asarray(scene.ego.pose), scene.ego.speed_mps, "map")
+        core.add_image(self.CAMERA, now, np.asarray(frames)[-1])
+        core.set_command(now, scene.command.value)
+        inputs = core.reasoning_inputs(now)
+        if inputs is not None:
+            core.set_reasoning(inputs, core.run_reasoning(inputs))
+        output = core.plan(now, now)
+        self.last_output = output
+        if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile
+            return Trajectory(stop_poses(scene.ego.speed_mps, self.config.num_poses, self.config.dt_s, 3.0))
+        return Trajectory(output.poses_ego, output.dt_s)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(self.core.counters)

@@ -33,3 +33,28 @@ def test_model_planner_drives_a_closed_loop_episode(planner):
     )
     assert len(path) == 11 and result.duration_s == pytest.approx(1.0)
     assert result.distance_m > 1.0  # it moved under its own plans
+
+
+def test_the_deployed_core_plans_every_tick_of_a_drive(planner):
+    """Closed loop through the node's planning core: a cycle per 0.1 s tick on the drive's clock, reasoning at 2 Hz,
+    every plan validated, the counters of what the core did."""
+    from spanvla_ros.runtime.planner import DeployedPlanner
+
+    deployed = DeployedPlanner(planner.runtime, name="deployed")
+    passes = []
+    run_reasoning = deployed.core.run_reasoning
+
+    def counted(inputs):
+        passes.append(inputs.stamp_s)
+        return run_reasoning(inputs)
+
+    deployed.core.run_reasoning = counted
+    validation = {}
+    result, path, first = run_episode(
+        deployed, 4, ClosedLoopConfig(envs=("two-way",), duration_s=2.0, replan_every_ticks=1), validation=validation
+    )
+    assert len(path) == 21 and deployed.counters["plans"] == 20 == validation["plans"]
+    assert 4 <= len(passes) <= 5 and np.all(np.diff(passes) >= 0.5 - 1e-9)  # 2 Hz of drive time
+    assert deployed.last_output is not None and deployed.last_output.validation is not None
+    # What the core published passes the validator, whatever the untrained model proposed.
+    assert validation.get("validator_rejections", 0) == 0
