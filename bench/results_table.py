@@ -31,13 +31,21 @@ def main() -> None:
     recovery = json.loads((RESULTS / "open_loop_recovery.json").read_text())
     n = next(iter(open_loop["planners"].values()))["n_scenes"]
     m = next(iter(recovery["planners"].values()))["n_scenes"]
-    print(f"| planner | PDMS ({n} scenes) | EPDMS | PDMS, recovery subset ({m}) | closed-loop driving score | "
-          "collision rate | validator rejections (closed loop) |")
+    print(
+        f"| planner | PDMS ({n} scenes) | EPDMS | PDMS, recovery subset ({m}) | closed-loop driving score | "
+        "collision rate | validator rejections (closed loop) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for label, key, closed in ROWS:
         ol, rec = planner(open_loop, key), planner(recovery, key)
         cl = json.loads((RESULTS / closed).read_text()) if closed and (RESULTS / closed).is_file() else None
         validation = (cl or {}).get("validation")
+        core = (cl or {}).get("core_counters")
+        if core:  # through the planning core: what its validator rejected of the model's proposals
+            validation = {
+                "plans": core["plans"],
+                "rejection_rate": core["validator_rejections"] / max(core["plans"], 1),
+            }
         cells = [f"{ol['pdms']:.3f}" if ol else "—", f"{ol['epdms']:.3f}" if ol else "—",
                  f"{rec['pdms']:.3f}" if rec else "—",
                  f"{cl['driving_score']:.3f} ({cl['episodes']} ep.)" if cl else "—",

@@ -533,8 +533,14 @@ class OnlinePlanner:
                 and last is not None
                 and stamp - last.stamp_s <= (cfg.last_valid_max_age_s)
             ):
-                self.counters["last_valid_republished"] += 1
                 poses = _resampled_from(last, stamp, pose)
+                if not validate_trajectory(poses, self.dt_s, speed, cfg.validator).valid:
+                    # Seen from where the ego is now, the old plan no longer holds either.
+                    return self._stop(
+                        now_s, start, f"the plan failed validation ({validation.summary()}) and the last valid plan "
+                        "no longer fits the ego's state", validation,
+                    )  # fmt: skip
+                self.counters["last_valid_republished"] += 1
                 elapsed_ms = 1e3 * (time.perf_counter() - start)
                 return self._published(
                     dataclasses.replace(

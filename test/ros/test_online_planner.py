@@ -269,3 +269,30 @@ def test_any_odometry_is_accepted_plausibly_or_refused_and_the_stop_stays_valid(
         assert stop.safe_stop and np.isfinite(stop.poses_ego).all()
         speed = float(np.clip(planner._odometry[-1][4], 0.0, planner.config.max_speed_mps))
         assert validate_trajectory(stop.poses_ego, stop.dt_s, speed, planner.config.validator).valid
+
+
+def test_a_last_valid_plan_that_no_longer_fits_the_ego_gives_a_stop(runtime):
+    from spanvla_ros.planning.validator import ValidatorConfig
+    from spanvla_ros.scene import straight_poses
+
+    class Cruise(ShiftedPlans):
+        """Plans straight on at 10 m/s (what the ego does), moved back on the bad cycles."""
+
+        def plan(self, reasoning, history):
+            self.calls += 1
+            poses = straight_poses(10.0, 10)
+            if self.calls in self.bad:
+                poses[:, 0] -= self.shift_m
+            return poses
+
+    config = OnlineConfig(validator=ValidatorConfig(max_first_pose_deviation_m=0.5), last_valid_max_age_s=1.0)
+    planner = OnlinePlanner(Cruise(runtime, bad={2}), [CAMERA], config)
+    drive(planner, 0.0, 2.0)
+    assert reason(planner, 2.0)
+    assert planner.plan(2.0).validation.valid
+    # 0.1 s later the ego is 1 m to the side of where the last valid plan goes (a lane change it did not plan).
+    planner.add_odometry(2.1, np.array([21.0, 1.0, 0.0]), 10.0, "odom")
+    planner.add_image(CAMERA, 2.1, road_frame())
+    second = planner.plan(2.1)
+    assert second.safe_stop and "no longer fits" in second.stop_reason
+    assert planner.counters["last_valid_republished"] == 0
