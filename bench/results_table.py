@@ -9,10 +9,15 @@ RESULTS = Path(__file__).parent / "results"
 ROWS = [
     ("constant velocity", "constant-velocity", "closed_loop_constant-velocity.json"),
     ("expert (PDM-Closed style)", "expert", "closed_loop_expert.json"),
-    ("SpanVLA, SFT only", "model:runs/train/sft_bridge/checkpoint", None),
-    ("+ GRPO, positives only", "model:runs/ablations/grpo_positive_only/grpo/checkpoint", None),
-    ("+ GRPO, + negatives", "model:runs/ablations/grpo_with_negatives/grpo/checkpoint", None),
-    ("+ GRPO, + negatives + recovery (`model:default`)", "model:models/default", "closed_loop_model-default.json"),
+    ("shipped `model:default`", "model:models/default", "closed_loop_model-default.json"),
+]
+#: The training ladder re-trained with the current code (``ladder_*.json``): SFT, then GRPO on positives, + negatives,
+#: + recovery (the recipe's mix).
+LADDER = [
+    ("SpanVLA, SFT only", "model:sft_bridge/checkpoint"),
+    ("+ GRPO, positives only", "model:pos/grpo/checkpoint"),
+    ("+ GRPO, + negatives", "model:neg/grpo/checkpoint"),
+    ("+ GRPO, + negatives + recovery", "model:train/grpo/checkpoint"),
 ]
 
 
@@ -52,6 +57,14 @@ def main() -> None:
                  f"{cl['collision_rate']:.2f}" if cl else "—",
                  f"{validation['rejection_rate']:.1%} of {validation['plans']}" if validation else "—"]  # fmt: skip
         print(f"| {label} | " + " | ".join(cells) + " |")
+    ladder = RESULTS / "ladder_open_loop.json"
+    if ladder.is_file():
+        ladder_ol = json.loads(ladder.read_text())
+        ladder_rec = json.loads((RESULTS / "ladder_open_loop_recovery.json").read_text())
+        for label, key in LADDER:
+            ol, rec = planner(ladder_ol, key), planner(ladder_rec, key)
+            cells = [f"{ol['pdms']:.3f}", f"{ol['epdms']:.3f}", f"{rec['pdms']:.3f}", "—", "—", "—"]
+            print(f"| {label} (re-trained) | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
