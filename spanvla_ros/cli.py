@@ -364,7 +364,11 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
     summary = evaluate_closed_loop(planner, args.episodes, args.seed, config, plots_dir=plots)
     summary["replan_every_ticks"] = replan
     if hasattr(planner, "counters"):
+        from .eval.report import percentiles
+
         summary["core_counters"] = planner.counters  # what the planning core did: stops, rejections, republished
+        summary["planning_latency_ms"] = percentiles(planner.planning_ms)
+        summary["reasoning_age_ms"] = percentiles(planner.reasoning_age_ms)
     write_json(summary, args.out)
     keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "infraction_counts")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))

@@ -69,6 +69,9 @@ class DeployedPlanner(Planner):
         self.name = name
         self.core = OnlinePlanner(runtime, [self.CAMERA], config)
         self.last_output: PlanOutput | None = None
+        #: Per cycle: the core's planning time and the age of the reasoning it planned on (ms).
+        self.planning_ms: list[float] = []
+        self.reasoning_age_ms: list[float] = []
 
     @classmethod
     def from_name(cls, spec: str, backend: str = "torch", config: OnlineConfig = OnlineConfig()) -> DeployedPlanner:
@@ -90,6 +93,10 @@ class DeployedPlanner(Planner):
             core.set_reasoning(inputs, core.run_reasoning(inputs))
         output = core.plan(now, now)
         self.last_output = output
+        if output is not None:
+            self.planning_ms.append(output.planning_ms)
+            if output.reasoning_age_s is not None:
+                self.reasoning_age_ms.append(1e3 * output.reasoning_age_s)
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile
             return Trajectory(stop_poses(scene.ego.speed_mps, self.config.num_poses, self.config.dt_s, 3.0))
         return Trajectory(output.poses_ego, output.dt_s)
