@@ -42,7 +42,15 @@ from ..scene import (
 from ..scene.geometry import FRONT_LEFT, FRONT_RIGHT
 from ..scene.types import TrafficLightState
 from .comfort import ComfortLimits, ComfortVersion, is_comfortable, is_extended_comfortable
-from .tracker import NUM_STATES, StateIndex, TrackerConfig, initial_state, interpolate_plan, track_poses
+from .tracker import (
+    NUM_STATES,
+    StateIndex,
+    TrackerConfig,
+    initial_state,
+    interpolate_plan,
+    track_poses,
+    wrap_angle_symmetric,
+)
 
 #: PDMS (v1.1) sub-metrics, then EPDMS (v2) sub-metrics, in report order.
 PDMS_METRICS = ("nc", "dac", "ep", "ttc", "c")
@@ -341,11 +349,8 @@ class _AgentTracks:
         self.poses = np.stack(
             [_extended_poses(a.poses_over(steps), a.velocities_mps, steps, scene.dt_s) for a in agents]
         )
-        # NAVSIM judges "stopped" by an agent's speed when it was first seen, and static objects are always stopped.
-        self.stopped = np.array(
-            [a.kind not in MOVING_AGENT_KINDS or float(np.hypot(*a.velocities_mps[0])) <= 5e-2 for a in agents],
-            dtype=bool,
-        )
+        # NAVSIM judges "stopped" by an agent's speed when it was first seen (static objects are always stopped).
+        self.first_speed = np.array([float(np.hypot(*a.velocities_mps[0])) for a in agents])
         lengths = np.array([a.length_m for a in agents])
         widths = np.array([a.width_m for a in agents])
         self.corners = box_corners(self.poses, lengths[:, None], widths[:, None])  # [A, T, 4, 2]
@@ -402,7 +407,7 @@ def _boxes_intersect(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 def _relative_angle(ego_state: np.ndarray, agent_xy: np.ndarray) -> float:
     """Angle between the ego's heading and the direction from its rear axle to the agent's centre, in [0, π]."""
     direction = np.arctan2(agent_xy[1] - ego_state[StateIndex.Y], agent_xy[0] - ego_state[StateIndex.X])
-    return abs(float(np.arctan2(np.sin(direction - ego_state[2]), np.cos(direction - ego_state[2]))))
+    return abs(float(wrap_angle_symmetric(direction - ego_state[StateIndex.HEADING])))
 
 
 def _no_at_fault_collision(
@@ -446,7 +451,7 @@ def _collision_type(
     speed = np.hypot(state[StateIndex.SPEED], state[StateIndex.LATERAL_SPEED])
     if speed <= config.collision_stopped_speed_mps:
         return CollisionType.STOPPED_EGO
-    if agents.stopped[agent]:
+    if not agents.moving_kind[agent] or agents.first_speed[agent] <= config.collision_stopped_speed_mps:
         return CollisionType.STOPPED_TRACK
     if _relative_angle(state, agents.poses[agent, step, :2]) > np.deg2rad(config.agent_behind_angle_deg):
         return CollisionType.ACTIVE_REAR

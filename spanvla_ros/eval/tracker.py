@@ -23,7 +23,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ..scene import TrajectoryError, VehicleDimensions, wrap_angle
+from ..scene import TrajectoryError, VehicleDimensions, interpolate_poses, wrap_angle
 
 
 class StateIndex(IntEnum):
@@ -96,16 +96,7 @@ def interpolate_plan(
     batch, num_poses, _ = poses_world.shape
     start = np.broadcast_to(np.asarray(initial_pose, dtype=np.float64), (batch, 3))
     knots = np.concatenate([start[:, None, :], poses_world], axis=1)  # [B, N + 1, 3]
-    knots[..., 2] = np.unwrap(knots[..., 2], axis=1)
-    t = np.minimum(np.arange(num_steps + 1) * dt_s, num_poses * plan_dt_s)
-    position = t / plan_dt_s
-    # Round away float noise so a sample that falls on a knot takes that knot exactly.
-    position = np.where(np.abs(position - np.round(position)) < 1e-9, np.round(position), position)
-    lower = np.minimum(np.floor(position).astype(int), num_poses - 1)
-    fraction = (position - lower)[None, :, None]
-    reference = knots[:, lower] + fraction * (knots[:, lower + 1] - knots[:, lower])
-    reference[..., 2] = wrap_angle(reference[..., 2])
-    return reference
+    return interpolate_poses(np.arange(num_poses + 1) * plan_dt_s, knots, np.arange(num_steps + 1) * dt_s)
 
 
 def fit_velocity_and_curvature(

@@ -22,7 +22,7 @@ import numpy as np
 from ..inputs import square_image
 from ..planning import stop_poses
 from ..planning.validator import ValidationResult, ValidatorConfig, validate_trajectory
-from ..scene import DrivingCommand, ego_to_world, world_to_ego, wrap_angle
+from ..scene import DrivingCommand, ego_to_world, interpolate_poses, world_to_ego
 from .pipeline import ReasoningResult, SpanVLARuntime
 
 #: Free-text and CARLA RoadOption names accepted as driving commands (case-insensitive).
@@ -155,17 +155,8 @@ def _resampled_from(plan: PlanOutput, stamp_s: float, pose: np.ndarray) -> np.nd
     the ego frame of ``pose``. A consumer that pairs plans with their cycle's stamp gets the same path, on time."""
     world = np.vstack([plan.origin, ego_to_world(plan.poses_ego, plan.origin)])
     times = plan.stamp_s + np.arange(len(world)) * plan.dt_s
-    wanted = np.clip(stamp_s + np.arange(1, len(plan.poses_ego) + 1) * plan.dt_s, times[0], times[-1])
-    heading = np.unwrap(world[:, 2])
-    resampled = np.column_stack(
-        [
-            np.interp(wanted, times, world[:, 0]),
-            np.interp(wanted, times, world[:, 1]),
-            np.interp(wanted, times, heading),
-        ]
-    )
-    resampled[:, 2] = wrap_angle(resampled[:, 2])
-    return world_to_ego(resampled, pose)
+    wanted = stamp_s + np.arange(1, len(plan.poses_ego) + 1) * plan.dt_s
+    return world_to_ego(interpolate_poses(times, world, wanted), pose)
 
 
 class _Input:

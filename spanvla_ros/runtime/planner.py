@@ -98,7 +98,8 @@ class DeployedPlanner(Planner):
             if output.reasoning_age_s is not None:
                 self.reasoning_age_ms.append(1e3 * output.reasoning_age_s)
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile
-            return Trajectory(stop_poses(scene.ego.speed_mps, self.config.num_poses, self.config.dt_s, 3.0))
+            braking = core.config.stop_deceleration_mps2
+            return Trajectory(stop_poses(scene.ego.speed_mps, self.config.num_poses, self.config.dt_s, braking))
         return Trajectory(output.poses_ego, output.dt_s)
 
     @property

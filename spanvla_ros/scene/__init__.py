@@ -2,7 +2,15 @@
 
 from .builders import straight_poses, straight_road_scene
 from .errors import SceneError, TrajectoryError
-from .geometry import box_centers, box_corners, ego_to_world, lateral_offset, world_to_ego, wrap_angle
+from .geometry import (
+    box_centers,
+    box_corners,
+    ego_to_world,
+    interpolate_poses,
+    lateral_offset,
+    world_to_ego,
+    wrap_angle,
+)
 from .io import load_scene, load_trajectory, save_scene, save_trajectory, scene_from_dict, scene_to_dict
 from .types import (
     MOVING_AGENT_KINDS,
@@ -41,6 +49,7 @@ __all__ = [
     "box_centers",
     "box_corners",
     "ego_to_world",
+    "interpolate_poses",
     "lane_union",
     "lateral_offset",
     "load_scene",

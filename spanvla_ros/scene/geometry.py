@@ -14,6 +14,23 @@ def wrap_angle(angle_rad: np.ndarray | float) -> np.ndarray:
     return (np.asarray(angle_rad) + np.pi) % (2.0 * np.pi) - np.pi
 
 
+def interpolate_poses(knot_times_s: np.ndarray, knots: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Poses ``[..., M, 3]`` at ``times_s [M]`` on the piecewise-linear path through ``knots [..., K, 3]`` at the
+    increasing ``knot_times_s [K]`` (K >= 2): headings are unwrapped along the path, interpolated, then wrapped; times
+    outside the knots hold the end poses, and a time on a knot takes that knot exactly."""
+    knot_times_s = np.asarray(knot_times_s, dtype=np.float64)
+    knots = np.array(knots, dtype=np.float64)
+    knots[..., 2] = np.unwrap(knots[..., 2], axis=-1)
+    times = np.clip(np.asarray(times_s, dtype=np.float64), knot_times_s[0], knot_times_s[-1])
+    upper = np.clip(np.searchsorted(knot_times_s, times, side="right"), 1, len(knot_times_s) - 1)
+    lower = upper - 1
+    fraction = (times - knot_times_s[lower]) / (knot_times_s[upper] - knot_times_s[lower])
+    fraction = np.where(np.abs(fraction - np.round(fraction)) < 1e-9, np.round(fraction), fraction)[:, None]
+    poses = knots[..., lower, :] + fraction * (knots[..., upper, :] - knots[..., lower, :])
+    poses[..., 2] = wrap_angle(poses[..., 2])
+    return poses
+
+
 def ego_to_world(poses_ego: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
     """Poses ``[..., 3]`` given in the frame of ``ego_pose`` (x, y, heading in world) → world poses ``[..., 3]``."""
     x0, y0, h0 = float(ego_pose[0]), float(ego_pose[1]), float(ego_pose[2])

@@ -132,12 +132,6 @@ class Agent:
             return np.repeat(self.poses, num_steps, axis=0)
         return self.poses[:num_steps]
 
-    def speeds_over(self, num_steps: int) -> np.ndarray:
-        speeds = np.hypot(self.velocities_mps[:, 0], self.velocities_mps[:, 1])
-        if len(speeds) == 1:
-            return np.repeat(speeds, num_steps)
-        return speeds[:num_steps]
-
     @classmethod
     def constant_velocity(
         cls,

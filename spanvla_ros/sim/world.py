@@ -28,6 +28,7 @@ from ..scene import (
     Trajectory,
     VehicleDimensions,
     ego_to_world,
+    interpolate_poses,
     wrap_angle,
 )
 
@@ -393,11 +394,7 @@ def _remaining_plan(poses_world: np.ndarray, dt_s: float, age_s: float, current_
     if keep.sum() < 2:
         return poses_world[-2:] if len(poses_world) >= 2 else poses_world
     knots_t = np.concatenate([[0.0], t[keep]])
-    knots = np.vstack([current_pose, poses_world[keep]])
-    knots[:, 2] = np.unwrap(knots[:, 2])
     new_t = np.arange(1, int(knots_t[-1] / dt_s) + 1) * dt_s
     if len(new_t) == 0:
         return poses_world[keep]
-    out = np.column_stack([np.interp(new_t, knots_t, knots[:, i]) for i in range(3)])
-    out[:, 2] = wrap_angle(out[:, 2])
-    return out
+    return interpolate_poses(knots_t, np.vstack([current_pose, poses_world[keep]]), new_t)
