@@ -367,8 +367,8 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
         from .eval.report import percentiles
 
         summary["core_counters"] = planner.counters  # what the planning core did: stops, rejections, republished
-        summary["planning_latency_ms"] = percentiles(planner.planning_ms)
-        summary["reasoning_age_ms"] = percentiles(planner.reasoning_age_ms)
+        summary["planning_latency_ms"] = percentiles(list(planner.core.timings["planning_ms"]))
+        summary["reasoning_age_ms"] = percentiles(list(planner.core.timings["reasoning_age_ms"]))
     write_json(summary, args.out)
     keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "infraction_counts")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))

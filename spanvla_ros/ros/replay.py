@@ -1,9 +1,9 @@
 """Rosbag replay (``spanvla replay``): drive the planner with a recorded ROS 2 bag (sqlite3 or MCAP, read with
 ``rosbags``) and report how its plans compare with where the vehicle really went.
 
-Deterministic mode (default) feeds the same :class:`~spanvla_ros.runtime.online.OnlinePlanner` the node runs, at
-recorded time, never wall-clock: a planning cycle opens on the first odometry message at or after each planning tick,
-and the reasoning pass that is due runs to completion before it, so two replays give identical plans.
+Deterministic mode (default) feeds the planning core the node runs (:class:`~spanvla_ros.runtime.online.OnlinePlanner`)
+through its synchronous driver, at recorded time, never wall-clock: odometry opens planning cycles as in the node, and
+the reasoning pass that is due runs to completion before the cycle plans, so two replays give identical plans.
 ``--realtime`` instead publishes the bag into DDS (with ``/clock``) at its recorded pace and records what a running
 ``planner_node`` publishes. Both write ``outputs/`` (a bag holding the input topics and the planner's outputs side
 by side) and ``report.json``: ADE/FDE against the recorded future odometry, comfort of the plans, latency, plots.
@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..scene import ego_to_world, world_to_ego
+from ..eval.recording import plot_plans_over_track, pose_at, recording_metrics
+from ..scene import world_to_ego
 from .conversions import (
     ImageConversionError,
     image_layout,
@@ -143,6 +144,7 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
 
     from ..runtime import SpanVLARuntime
     from ..runtime.artefact import resolve_model
+    from ..runtime.drivers import SyncDriver
     from ..runtime.online import InputRejected, OnlineConfig, OnlinePlanner
     from .bag import BagWriter
     from .conversions import marker_array, path_message
@@ -153,51 +155,41 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
     reader = _open_reader(config.bag)
     try:
         topics = select_topics(reader, config)
-        planner = OnlinePlanner(
+        core = OnlinePlanner(
             runtime,
             list(topics.cameras),
             OnlineConfig(planning_rate_hz=config.planning_rate_hz, reasoning_rate_hz=config.reasoning_rate_hz),
         )
-        period = 1.0 / config.planning_rate_hz
+        driver = SyncDriver(core)
         wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
-        plans, reasoning_ms, track, dropped = [], [], [], 0
-        next_tick: float | None = None
+        plans, track, dropped = [], [], 0
         writer = BagWriter(out / "outputs", topics.storage)
         total = sum(c.msgcount for c in wanted)
         for connection, bag_time_ns, raw in tqdm(reader.messages(connections=wanted), total=total, desc="replay"):
             writer.write_raw(connection.topic, connection.msgtype, bag_time_ns, raw)
             msg = reader.deserialize(raw, connection.msgtype)
+            # The node's wiring, on the bag's clock: inputs to the core, cycles opened by odometry.
             try:
                 if connection.topic == topics.command:
-                    planner.set_command(bag_time_ns * 1e-9, msg.data)
+                    core.set_command(bag_time_ns * 1e-9, msg.data)
                     continue
                 stamp = stamp_seconds(msg.header.stamp)
                 if connection.topic in topics.cameras:
-                    planner.add_frame(connection.topic, stamp, image_layout(msg), lambda m=msg: image_to_rgb(m))
+                    core.add_frame(connection.topic, stamp, image_layout(msg), lambda m=msg: image_to_rgb(m))
                     continue
                 pose, speed = odometry_to_pose(msg)
-                planner.add_odometry(stamp, pose, speed, msg.header.frame_id)
+                core.add_odometry(stamp, pose, speed, msg.header.frame_id)
             except (InputRejected, ImageConversionError, ValueError) as exc:
                 dropped += 1
                 log.warning("dropped a %s message: %s", connection.topic, exc)
                 continue
             track.append((stamp, *pose, speed))
-            if next_tick is not None and stamp < next_tick - 1e-6:
-                continue
-            next_tick = (
-                stamp + period
-                if next_tick is None
-                else next_tick + period * max(1, np.ceil((stamp - next_tick) / period + 1e-9))
-            )
-            inputs = planner.reasoning_inputs(stamp)
-            if inputs is not None:
-                start = time.perf_counter()
-                result = planner.run_reasoning(inputs)
-                reasoning_ms.append(1e3 * (time.perf_counter() - start))
-                planner.set_reasoning(inputs, result)
-                writer.write(f"{OUTPUT_PREFIX}/output/reasoning", String(data=result.text), bag_time_ns)
-                writer.write(f"{OUTPUT_PREFIX}/debug/reasoning_ms", Float64(data=reasoning_ms[-1]), bag_time_ns)
-            plan = planner.plan(stamp, stamp)
+            cycle = driver.cycle(stamp)
+            if cycle.reasoning is not None:
+                writer.write(f"{OUTPUT_PREFIX}/output/reasoning", String(data=cycle.reasoning.text), bag_time_ns)
+                reasoning_ms = Float64(data=core.timings["reasoning_ms"][-1])
+                writer.write(f"{OUTPUT_PREFIX}/debug/reasoning_ms", reasoning_ms, bag_time_ns)
+            plan = cycle.plan
             if plan is None:
                 continue
             plans.append(plan)
@@ -215,8 +207,8 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
         reader.close()
     records = [(p.stamp_s, p.origin, p.poses_ego, p.safe_stop) for p in plans if p.origin is not None]
     return _report(
-        config, out, topics, records, np.array(track), [p.planning_ms for p in plans], reasoning_ms, dropped,
-        planner.dt_s, dict(planner.counters),
+        config, out, topics, records, np.array(track), list(core.timings["planning_ms"]),
+        list(core.timings["reasoning_ms"]), dropped, core.dt_s, dict(core.counters),
     )  # fmt: skip
 
 
@@ -289,7 +281,7 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
     track_array = np.array(track)
     records = []
     for stamp, frame, poses in received:
-        origin = _pose_at(track_array, stamp)
+        origin = pose_at(track_array, stamp)
         if origin is None:
             continue
         poses_ego = poses if frame in ("base_link", "ego_vehicle") else world_to_ego(poses, origin)
@@ -307,40 +299,7 @@ def _wait_for_subscribers(publisher, timeout_s: float) -> None:
     time.sleep(1.0)  # the subscriber's other topics settle too
 
 
-# --- metrics and report --------------------------------------------------------------------------------------------
-
-
-def _pose_at(track: np.ndarray, stamp: float) -> np.ndarray | None:
-    """The odometry pose ``[3]`` at ``stamp`` (interpolated; None outside the recording)."""
-    if track.size == 0 or stamp < track[0, 0] - 1e-6 or stamp > track[-1, 0] + 1e-6:
-        return None
-    yaw = np.unwrap(track[:, 3])
-    return np.array([np.interp(stamp, track[:, 0], track[:, c]) for c in (1, 2)] + [np.interp(stamp, track[:, 0], yaw)])
-
-
-def displacement_errors(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego: np.ndarray, dt_s: float):
-    """(ADE, FDE) of a plan against the recorded future odometry in the plan's ego frame, or None where the recording
-    ends before the plan's horizon."""
-    times = stamp + np.arange(1, len(poses_ego) + 1) * dt_s
-    if track.size == 0 or times[-1] > track[-1, 0] + 1e-6:
-        return None
-    future = np.column_stack([np.interp(times, track[:, 0], track[:, c]) for c in (1, 2)])
-    future_ego = world_to_ego(np.column_stack([future, np.zeros(len(times))]), origin)[:, :2]
-    errors = np.linalg.norm(poses_ego[:, :2] - future_ego, axis=1)
-    return float(errors.mean()), float(errors[-1])
-
-
-def _plan_comfort(track: np.ndarray, stamp: float, origin: np.ndarray, poses_ego: np.ndarray, dt_s: float) -> bool:
-    from ..eval import ComfortLimits
-    from ..eval.comfort import is_comfortable
-    from ..eval.tracker import initial_state, track_poses
-    from ..sim.world import EGO_DIMENSIONS
-
-    speed = float(np.interp(stamp, track[:, 0], track[:, 4]))
-    steps = int(round(len(poses_ego) * dt_s / 0.1))
-    start = initial_state(origin, speed)
-    states = track_poses(ego_to_world(poses_ego, origin)[None], dt_s, start, EGO_DIMENSIONS, steps)
-    return bool(is_comfortable(states, 0.1, ComfortLimits())[0])
+# --- report --------------------------------------------------------------------------------------------------------
 
 
 def _report(
@@ -359,14 +318,8 @@ def _report(
     counters (plans, validator_rejections, last_valid_republished, stop_trajectories), known in deterministic mode."""
     from ..eval.report import percentiles, write_json
 
-    ade, fde, comfortable, stops = [], [], [], 0
-    for stamp, origin, poses_ego, stopped in records:
-        stops += int(stopped)
-        errors = displacement_errors(track, stamp, origin, poses_ego, dt_s)
-        if errors is not None and not stopped:
-            ade.append(errors[0])
-            fde.append(errors[1])
-            comfortable.append(_plan_comfort(track, stamp, origin, poses_ego, dt_s))
+    metrics = recording_metrics(records, track, dt_s)
+    ade = metrics.pop("ade_per_plan")
     report = {
         "bag": str(config.bag),
         "mode": "realtime" if config.realtime else "deterministic",
@@ -375,17 +328,14 @@ def _report(
         "topics": {"cameras": list(topics.cameras), "odometry": topics.odometry, "command": topics.command},
         "plans": len(records),
         "plan_dt_s": dt_s,
-        "stop_trajectories": stops,
+        "stop_trajectories": sum(int(stopped) for *_, stopped in records),
         "validation": validation,
-        "plans_with_future": len(ade),
-        "ade_m": float(np.mean(ade)) if ade else None,
-        "fde_m": float(np.mean(fde)) if fde else None,
-        "comfort_rate": float(np.mean(comfortable)) if comfortable else None,
+        **metrics,
         "dropped_messages": dropped,
         "planning_latency_ms": percentiles(list(planning_ms)),
         "reasoning_ms": percentiles(list(reasoning_ms)),
         "outputs_bag": str(out / "outputs"),
-        "plots": [str(_plot_replay(records, track, ade, out / "replay.png"))] if records else [],
+        "plots": [str(plot_plans_over_track(records, track, ade, out / "replay.png"))] if records else [],
         "plans_detail": [
             {"stamp_s": round(s, 6), "poses_ego": np.round(p, 6).tolist(), "stop": bool(stop)}
             for s, _, p, stop in records
@@ -393,24 +343,3 @@ def _report(
     }
     write_json(report, out / "report.json")
     return report
-
-
-def _plot_replay(records, track: np.ndarray, ade: list[float], path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from ..eval.report import save_figure
-
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), dpi=110, gridspec_kw={"height_ratios": [2, 1]})
-    top.plot(track[:, 1], track[:, 2], "k-", lw=2, label="recorded odometry")
-    for i, (_, origin, poses_ego, stopped) in enumerate(records[:: max(1, len(records) // 25)]):
-        world = ego_to_world(poses_ego, origin)
-        top.plot(world[:, 0], world[:, 1], "-", color="red" if stopped else "tab:green", alpha=0.6, lw=1,
-                 label="plans" if i == 0 else None)  # fmt: skip
-    top.set_aspect("equal", adjustable="datalim")
-    top.set_xlabel("x [m]")
-    top.set_ylabel("y [m]")
-    top.legend()
-    bottom.plot(ade, ".-")
-    bottom.set_xlabel("plan (with recorded future)")
-    bottom.set_ylabel("ADE [m]")
-    return save_figure(fig, path)

@@ -1,9 +1,12 @@
-"""The planner as it runs on a vehicle, without ROS: bounded input buffers (per-camera frame history at 2 Hz, the
-odometry track), input checks, the reasoning/planning split, the safe stop, and the health of every input.
+"""The planning core as it runs on a vehicle, without ROS: bounded input buffers (per-camera frame history at 2 Hz,
+the odometry track), input checks, planning cycles (opened by odometry or a timer, planned once their inputs are in),
+the reasoning/planning split, output validation with its fallback, the safe stop, timings, counters and the health of
+every input.
 
-The ROS node (``spanvla_ros.ros.planner_node``) and the deterministic bag replay both drive this one object, so what
-is replayed is what runs on the car. Times are seconds on the inputs' clock (message stamps, sim time in a simulator).
-Thread use: inputs and ``plan`` may come from executor threads while a worker runs ``run_reasoning``; every state
+Drivers (``spanvla_ros.runtime.drivers``) run it: a threaded one for the ROS node, a synchronous one with the caller's
+clock for the bag replay, the closed-loop evaluation, the demo's drive and tests — so what is scored and replayed is
+what runs on the car. Times are seconds on the inputs' clock (message stamps, sim time in a simulator).
+Thread use: inputs and cycles may come from executor threads while a worker runs ``run_reasoning``; every state
 change happens under one lock, and the slow model call runs outside it.
 """
 
@@ -40,6 +43,9 @@ COMMAND_ALIASES = {
     "void": "unknown",
 }
 MAX_IMAGE_SIDE_PX = 8192
+#: Latency samples kept per series (the newest), for the reports' percentiles and a long-running node's memory.
+TIMING_WINDOW = 100_000
+TIMINGS = ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
 #: What a plan that fails validation becomes: published as is, the last valid plan (while it is young enough), a stop.
 INVALID_PLAN_HANDLING = ("publish", "last_valid", "stop")
 
@@ -137,6 +143,8 @@ class PlanOutput:
     validation: ValidationResult | None = None
     #: "" (the model's plan), "last_valid" (republished after an invalid plan) or "stop".
     fallback: str = ""
+    #: How long the cycle waited between opening and this plan (0 for a plan not made through ``plan_due``).
+    cycle_delay_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,11 @@ class OnlinePlanner:
         self.last_plan: PlanOutput | None = None
         self.last_valid_plan: PlanOutput | None = None
         self.counters = {"plans": 0, "stop_trajectories": 0, "validator_rejections": 0, "last_valid_republished": 0}
+        #: Per series (``TIMINGS``), the newest samples in ms: planning time, reasoning pass time, age of the reasoning
+        #: a plan used, and how long a cycle waited between opening and its plan.
+        self.timings: dict[str, deque[float]] = {name: deque(maxlen=TIMING_WINDOW) for name in TIMINGS}
+        self._due_s: float | None = None  # the open cycle, waiting for its inputs
+        self._last_cycle_s: float | None = None
 
     def _reset_state(self, now_s: float | None) -> None:
         span = (self.frames_per_camera - 1) * self.frame_dt_s + 2.0
@@ -233,6 +246,14 @@ class OnlinePlanner:
         self._last_reasoned_stamp_s: float | None = None
         self._waiting_since_s = now_s
         self._generation = getattr(self, "_generation", 0) + 1
+
+    def warm_up(self) -> None:
+        """One reasoning pass and one plan on blank inputs, so the first real cycle does not pay for lazy setup."""
+        images = np.zeros((self.frames_per_camera * len(self.cameras), self.image_size, self.image_size, 3), np.uint8)
+        history = np.zeros((self.history_len, 3))
+        history[:, 0] = (np.arange(self.history_len) - (self.history_len - 1)) * self.history_dt_s
+        result = self.runtime.reason(images, "unknown", 1.0, 0.0, history, 2)
+        self.runtime.plan(result, history)
 
     # --- inputs ----------------------------------------------------------------------------------------------------
 
@@ -413,6 +434,38 @@ class OnlinePlanner:
                 picks.append(frames[int(np.argmin(np.abs(stamps - (stamps[-1] - k * self.frame_dt_s))))][1])
         return float(min(newest)), np.stack(picks)
 
+    # --- cycles ----------------------------------------------------------------------------------------------------
+
+    def open_cycle(self, cycle_s: float, gap_periods: float = 1.0) -> None:
+        """Open a planning cycle at ``cycle_s`` unless one was planned within ``gap_periods`` planning periods before
+        it. Odometry arrival opens cycles (plans stay aligned with the inputs, as a synchronous simulator needs); a
+        timer at the planning rate with ``gap_periods`` 1.5 covers silent inputs, which then plan a stop."""
+        period = 1.0 / self.config.planning_rate_hz
+        with self._lock:
+            last = self._last_cycle_s
+            if last is not None and last <= cycle_s < last + gap_periods * period - 1e-3:
+                return
+            self._due_s = cycle_s
+
+    def plan_due(self, now_s: float) -> PlanOutput | None:
+        """Plan the open cycle if its inputs are in (see ``plan``); None when no cycle is open or it still waits."""
+        with self._lock:
+            if self._due_s is None:
+                return None
+            plan = self.plan(now_s, self._due_s)
+            if plan is None:
+                return None
+            delay_ms = 1e3 * (now_s - self._due_s)
+            self.timings["cycle_delay_ms"].append(delay_ms)
+            self._last_cycle_s, self._due_s = self._due_s, None
+            plan = dataclasses.replace(plan, cycle_delay_ms=delay_ms)
+            self.last_plan = plan
+            return plan
+
+    @property
+    def cycle_open(self) -> bool:
+        return self._due_s is not None
+
     # --- reasoning -------------------------------------------------------------------------------------------------
 
     def reasoning_inputs(self, now_s: float) -> ReasoningInputs | None:
@@ -435,8 +488,10 @@ class OnlinePlanner:
             return ReasoningInputs(stamp, images, self._command, speed, acceleration, history, self._generation)
 
     def run_reasoning(self, inputs: ReasoningInputs) -> ReasoningResult:
-        """The slow part (VLM prefill + decoding), outside the lock; hand the result to ``set_reasoning``."""
-        return self.runtime.reason(
+        """The slow part (VLM prefill + decoding), outside the lock; hand the result to ``set_reasoning``. Its time
+        goes to ``timings["reasoning_ms"]``."""
+        start = time.perf_counter()
+        result = self.runtime.reason(
             inputs.images,
             inputs.command,
             inputs.speed_mps,
@@ -444,6 +499,9 @@ class OnlinePlanner:
             inputs.history_ego,
             self.config.max_reasoning_tokens,
         )
+        with self._lock:
+            self.timings["reasoning_ms"].append(1e3 * (time.perf_counter() - start))
+        return result
 
     def set_reasoning(self, inputs: ReasoningInputs, result: ReasoningResult) -> bool:
         """Adopt a finished pass (False when the inputs restarted meanwhile, e.g. after an odometry jump)."""
@@ -562,6 +620,9 @@ class OnlinePlanner:
 
     def _published(self, out: PlanOutput) -> PlanOutput:
         self.counters["plans"] += 1
+        self.timings["planning_ms"].append(out.planning_ms)
+        if out.reasoning_age_s is not None:
+            self.timings["reasoning_age_ms"].append(1e3 * out.reasoning_age_s)
         self.last_plan = out
         return out
 

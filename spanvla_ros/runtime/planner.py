@@ -12,6 +12,7 @@ import numpy as np
 
 from ..planning import Planner, PlannerConfig, stop_poses
 from ..scene import Scene, Trajectory, world_to_ego
+from .drivers import SyncDriver
 from .online import OnlineConfig, OnlinePlanner, PlanOutput
 from .pipeline import SpanVLARuntime
 
@@ -68,10 +69,8 @@ class DeployedPlanner(Planner):
         self.runtime = runtime
         self.name = name
         self.core = OnlinePlanner(runtime, [self.CAMERA], config)
+        self.driver = SyncDriver(self.core)
         self.last_output: PlanOutput | None = None
-        #: Per cycle: the core's planning time and the age of the reasoning it planned on (ms).
-        self.planning_ms: list[float] = []
-        self.reasoning_age_ms: list[float] = []
 
     @classmethod
     def from_name(cls, spec: str, backend: str = "torch", config: OnlineConfig = OnlineConfig()) -> DeployedPlanner:
@@ -88,15 +87,8 @@ class DeployedPlanner(Planner):
         core.add_odometry(now, np.asarray(scene.ego.pose), scene.ego.speed_mps, "map")
         core.add_image(self.CAMERA, now, np.asarray(frames)[-1])
         core.set_command(now, scene.command.value)
-        inputs = core.reasoning_inputs(now)
-        if inputs is not None:
-            core.set_reasoning(inputs, core.run_reasoning(inputs))
-        output = core.plan(now, now)
+        output = self.driver.cycle(now).plan
         self.last_output = output
-        if output is not None:
-            self.planning_ms.append(output.planning_ms)
-            if output.reasoning_age_s is not None:
-                self.reasoning_age_ms.append(1e3 * output.reasoning_age_s)
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile
             braking = core.config.stop_deceleration_mps2
             return Trajectory(stop_poses(scene.ego.speed_mps, self.config.num_poses, self.config.dt_s, braking))

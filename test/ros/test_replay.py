@@ -114,9 +114,18 @@ def test_realtime_replay_records_what_the_running_node_publishes(tmp_path, stora
 
 
 def test_a_replay_that_makes_no_plan_exits_non_zero(recorded_bag, tmp_path, capsys):
-    bag, _ = recorded_bag
-    # Planning every 100 s on a 6 s bag: the first cycle waits for a reasoning pass that never comes in time.
-    code = main(["replay", str(bag), "--out", str(tmp_path / "none"), "--planning-rate", "0.01"])
+    from spanvla_ros.ros.bag import BagWriter
+
+    _, storage = recorded_bag
+    # Every odometry message reports an implausible 100 m/s: the core drops them all, so no cycle ever opens.
+    bag = tmp_path / "implausible"
+    frame = np.full((64, 64, 3), 128, np.uint8)
+    with BagWriter(bag, storage) as writer:
+        for i in range(30):
+            t = 50.0 + 0.1 * i
+            writer.write("/vehicle/odom", odometry_message(t, 100.0 * i * 0.1, 0.0, 0.0, 100.0, "map"), int(t * 1e9))
+            writer.write("/vehicle/camera/image_raw", image_message(t, frame), int(t * 1e9))
+    code = main(["replay", str(bag), "--out", str(tmp_path / "none")])
     report = json.loads((tmp_path / "none" / "report.json").read_text())
-    assert report["plans"] == 0 and code == 1
+    assert report["plans"] == 0 and report["dropped_messages"] == 30 and code == 1
     assert "no plan was made" in capsys.readouterr().err
