@@ -10,8 +10,10 @@ losses → ``save`` / ``load``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerFast
 
 from ..config import config_from_dict, config_to_dict
+from ..decoding import decode_tokens, greedy
 from ..files import file_sha256
 from ..inputs import prompt_text
 from .action_tokens import ActionCodebook, ActionTokenError
@@ -62,6 +65,8 @@ class Reasoning:
     text: str
     token_ids: list[int]
     kv_layers: list[KVLayer]
+    #: The transformers cache itself, for callers that go on decoding (the GRPO rollout, action tokens).
+    cache: Any = None
 
 
 class SpanVLA(nn.Module):
@@ -109,22 +114,23 @@ class SpanVLA(nn.Module):
     # --- reasoning -------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def reason(self, observation: Observation, max_new_tokens: int | None = None) -> Reasoning:
-        """Greedy cached decoding until the action marker, EOS or the token budget; returns text and cache."""
+    def reason(
+        self, observation: Observation, max_new_tokens: int | None = None, choose: Callable[[Any], int] = greedy
+    ) -> Reasoning:
+        """Cached decoding until the action marker, EOS or the token budget (``choose``: greedy, or a sampler);
+        returns text and cache."""
         input_ids, pixel_values, grid = self.prompt(observation)
         out = self._forward(input_ids, pixel_values, grid)
-        past, generated = out.past_key_values, []
-        next_id = int(out.logits[0, -1].argmax())
-        for _ in range(max_new_tokens or self.config.max_reasoning_tokens):
-            generated.append(next_id)
-            out = self._forward(torch.tensor([[next_id]]), past=past)
-            past = out.past_key_values
-            if next_id in (self.action_marker_id, self.tokenizer.eos_token_id):
-                break
-            next_id = int(out.logits[0, -1].argmax())
-        self._last_logits = out.logits[0, -1]
+        past = out.past_key_values
+
+        def step(token: int) -> torch.Tensor:
+            return self._forward(torch.tensor([[token]]), past=past).logits[0, -1]
+
+        stop = (self.action_marker_id, self.tokenizer.eos_token_id)
+        budget = max_new_tokens or self.config.max_reasoning_tokens
+        generated = decode_tokens(out.logits[0, -1], step, choose, budget, stop)
         text = self.tokenizer.decode(generated, skip_special_tokens=False)
-        return Reasoning(text, generated, cache_layers(past))
+        return Reasoning(text, generated, cache_layers(past), past)
 
     # --- planning --------------------------------------------------------------------------------------------------
 

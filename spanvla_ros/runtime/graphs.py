@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import DynamicCache
 
-from ..model.flow import history_initialisation
+from ..model.flow import euler_integrate, history_initialisation
 from ..model.spanvla import SpanVLA
 
 
@@ -108,9 +108,6 @@ class FlowGraph(nn.Module):
 
     def forward(self, history, keys, values, kv_mask):
         scale = self.step.pose_scale
-        action = history_initialisation(history, self.history_dt_s, self.num_poses, self.dt_s) / scale
-        dt = 1.0 / self.num_steps
-        for k in range(self.num_steps):
-            tau = torch.full((history.shape[0],), k * dt, dtype=history.dtype, device=history.device)
-            action = action + dt * self.step(action, tau, history, keys, values, kv_mask)
-        return action * scale
+        start = history_initialisation(history, self.history_dt_s, self.num_poses, self.dt_s) / scale
+        velocity = lambda a, tau: self.step(a, tau, history, keys, values, kv_mask)  # noqa: E731
+        return euler_integrate(velocity, start, self.num_steps) * scale

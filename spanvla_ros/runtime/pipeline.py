@@ -1,6 +1,6 @@
 """The planner logic, once, over any backend: ``reason(images, prompt inputs)`` → text + KV cache, and
 ``plan(reasoning, history)`` → trajectory. Prompt building, tokenisation (``tokenizers`` only), rope positions,
-greedy decoding and sparse layer selection live here; backends only run graphs."""
+decoding (``spanvla_ros.decoding``) and sparse layer selection live here; backends only run graphs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..decoding import decode_tokens, greedy
 from ..inputs import VisionGeometry, patchify, prompt_text, rope_positions
 from .backends.base import Backend
 
@@ -79,19 +80,21 @@ class SpanVLARuntime:
         logits, keys, values = self.backend.prefill(ids[None], embeds, positions, np.ones((1, len(ids)), np.int64))
         timings["prefill_ms"] = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()
-        generated: list[int] = []
-        next_id = int(np.argmax(logits[0, -1]))
-        stop = {meta["action_marker_id"], meta["eos_token_id"]}
-        for _ in range(max_new_tokens or meta["max_reasoning_tokens"]):
-            generated.append(next_id)
-            length = keys.shape[3]
+        cache = {"keys": keys, "values": values}
+
+        def step(token: int) -> np.ndarray:
+            length = cache["keys"].shape[3]
             position = np.full((3, 1, 1), length + delta, dtype=np.int64)
-            logits, keys, values = self.backend.decode(
-                np.array([[next_id]], np.int64), position, np.ones((1, length + 1), np.int64), keys, values
-            )
-            if next_id in stop:
-                break
-            next_id = int(np.argmax(logits[0, -1]))
+            logits, cache["keys"], cache["values"] = self.backend.decode(
+                np.array([[token]], np.int64), position, np.ones((1, length + 1), np.int64), cache["keys"],
+                cache["values"],
+            )  # fmt: skip
+            return logits[0, -1]
+
+        stop = (meta["action_marker_id"], meta["eos_token_id"])
+        budget = max_new_tokens or meta["max_reasoning_tokens"]
+        generated = decode_tokens(logits[0, -1], step, greedy, budget, stop)
+        keys, values = cache["keys"], cache["values"]
         timings["decode_ms"] = 1e3 * (time.perf_counter() - start)
         timings["tokens"] = float(len(generated))
         return ReasoningResult(

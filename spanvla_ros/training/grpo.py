@@ -113,22 +113,16 @@ def rollout(model: SpanVLA, sample: dict[str, Any], config: TrainConfig, generat
     """One group member: sampled reasoning, its trajectory and every reward term."""
     cfg = config.grpo
     obs = observation(sample)
-    input_ids, pixel_values, grid = model.prompt(obs)
-    out = model._forward(input_ids, pixel_values, grid)
-    past, generated = out.past_key_values, []
-    logits = out.logits[0, -1]
-    stop = {model.action_marker_id, model.tokenizer.eos_token_id}
-    for _ in range(cfg.max_reasoning_tokens):
+
+    def sample_token(logits: torch.Tensor) -> int:
         probs = torch.softmax(logits / max(cfg.temperature, 1e-6), dim=-1)
-        token = int(torch.multinomial(probs, 1, generator=generator))
-        generated.append(token)
-        out = model._forward(torch.tensor([[token]]), past=past)
-        past, logits = out.past_key_values, out.logits[0, -1]
-        if token in stop:
-            break
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+    reasoning = model.reason(obs, cfg.max_reasoning_tokens, choose=sample_token)
+    past, generated = reasoning.cache, reasoning.token_ids
+    stop = {model.action_marker_id, model.tokenizer.eos_token_id}
     if generated[-1] != model.action_marker_id:
-        out = model._forward(torch.tensor([[model.action_marker_id]]), past=past)
-        past = out.past_key_values
+        past = model._forward(torch.tensor([[model.action_marker_id]]), past=past).past_key_values
     if cfg.trajectory_source == "flow":
         kv = [(layer.keys, layer.values) for layer in past.layers]
         history = torch.tensor(obs.history_ego, dtype=torch.float32)[None]
