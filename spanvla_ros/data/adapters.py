@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from ..inputs import square_image
-from ..scene import wrap_angle
+from ..observation import ego_inputs, frame_picks
+from ..scene import world_to_ego
 from ..text_format import FAST_MODE_TEXT
 from .dataset import POSITIVE, Sample
 from .generate import GenerationConfig
@@ -45,12 +46,6 @@ def _unlabelled() -> dict[str, Any]:
         "trace": "",
         "text": FAST_MODE_TEXT,
     }
-
-
-def _relative(poses_world: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    c, s = np.cos(origin[2]), np.sin(origin[2])
-    dx, dy = poses_world[:, 0] - origin[0], poses_world[:, 1] - origin[1]
-    return np.column_stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(poses_world[:, 2] - origin[2])])
 
 
 def _command_from_future(future_ego: np.ndarray) -> str:
@@ -125,25 +120,22 @@ def _samples_from_tracks(
     """odometry ``[M, 5]`` (t, x, y, yaw, speed), time-sorted; images (t, rgb) time-sorted."""
     t, x, y = odometry[:, 0], odometry[:, 1], odometry[:, 2]
     yaw = np.unwrap(odometry[:, 3])
-    speed = odometry[:, 4]
+    spec = config.observation
     image_times = np.array([stamp for stamp, _ in images])
-    history_span = (config.camera_history - 1) * config.camera_dt_s
     step = config.pose_dt_s
     samples = []
-    for now in np.arange(t[0] + max(1.5, history_span), t[-1] - config.num_poses * step + 1e-6, step):
-
-        def pose_at(times: np.ndarray) -> np.ndarray:
-            return np.column_stack([np.interp(times, t, x), np.interp(times, t, y), np.interp(times, t, yaw)])
-
-        origin = pose_at(np.array([now]))[0]
-        history = _relative(pose_at(now - 0.5 * np.arange(3, -1, -1)), origin)
-        future = _relative(pose_at(now + step * np.arange(1, config.num_poses + 1)), origin)
-        frame_times = now - config.camera_dt_s * np.arange(config.camera_history - 1, -1, -1)
-        nearest = [int(np.argmin(np.abs(image_times - ft))) for ft in frame_times]
-        if any(abs(image_times[i] - ft) > 0.25 for i, ft in zip(nearest, frame_times, strict=True)):
+    # From the first moment with a full history (and a measured acceleration) and frames, to the last with a future.
+    first = t[0] + max(spec.history_span_s, spec.frame_span_s, spec.history_dt_s)
+    for now in np.arange(first, t[-1] - config.num_poses * step + 1e-6, step):
+        ego = ego_inputs(odometry, spec, now)
+        future_times = now + step * np.arange(1, config.num_poses + 1)
+        future_world = np.column_stack([np.interp(future_times, t, c) for c in (x, y, yaw)])
+        future = world_to_ego(future_world, ego.pose)
+        nearest = frame_picks(image_times, spec, now)
+        wanted = now - spec.frame_dt_s * np.arange(spec.frames_per_camera - 1, -1, -1)
+        if np.any(np.abs(image_times[nearest] - wanted) > 0.25):
             continue  # no camera frame near this time
-        v_now = float(np.interp(now, t, speed))
-        accel = (float(np.interp(now + 0.25, t, speed)) - float(np.interp(now - 0.25, t, speed))) / 0.5
+        history, v_now, accel = ego.history_ego, ego.speed_mps, ego.acceleration_mps2
         samples.append(
             Sample(
                 token=f"{source}-t{now - t[0]:07.2f}",
@@ -218,7 +210,9 @@ def samples_from_navsim_log(
         poses.append((frame["ego2global_translation"][0], frame["ego2global_translation"][1], yaw))
     poses = np.array(poses, dtype=np.float64)
     poses[:, 2] = np.unwrap(poses[:, 2])
-    history_frames, samples = 4, []
+    if abs(config.history_dt_s - 0.5) > 1e-9:
+        raise AdapterError(f"NAVSIM logs are 2 Hz: history_dt_s must be 0.5, got {config.history_dt_s}")
+    history_frames, samples = config.history_len, []
     for now in range(history_frames - 1, len(frames) - config.num_poses):
         frame = frames[now]
         camera_files = []
@@ -247,11 +241,11 @@ def samples_from_navsim_log(
                 seed=-1,
                 time_s=round((frame["timestamp"] - frames[0]["timestamp"]) * 1e-6, 3),
                 images=np.stack(images),
-                ego_history=_relative(poses[now - history_frames + 1 : now + 1], origin),
+                ego_history=world_to_ego(poses[now - history_frames + 1 : now + 1], origin),
                 speed_mps=float(np.hypot(dynamic[0], dynamic[1])),
                 acceleration_mps2=float(dynamic[2]) if len(dynamic) > 2 else 0.0,
                 command=NAVSIM_COMMANDS[int(np.argmax(command_onehot))],
-                target=_relative(poses[now + 1 : now + 1 + config.num_poses], origin),
+                target=world_to_ego(poses[now + 1 : now + 1 + config.num_poses], origin),
                 reasoning=_unlabelled(),
                 scene={},
             )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..eval import score_trajectory
+from ..observation import ObservationSpec
 from ..scene import Scene, Trajectory, scene_to_dict, world_to_ego
 from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
 from ..sim.camera import CameraConfig, FrontCamera
@@ -50,18 +51,32 @@ class GenerationConfig:
     pose_dt_s: float = 0.5
     camera_history: int = 2
     camera_dt_s: float = 0.5
+    history_len: int = 4
+    history_dt_s: float = 0.5
     image_size: int = 112
     flaw_probability: float = 0.5
     injection_probability: float = 0.3
     flaw_duration_s: float = 3.0
     negative_margin_pdms: float = 0.05
 
+    @property
+    def observation(self) -> ObservationSpec:
+        """The spans of the samples' model inputs (one camera)."""
+        return ObservationSpec(self.history_len, self.history_dt_s, self.camera_history, self.camera_dt_s)
+
 
 def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -> list[Sample]:
     """Drive one seeded episode and return its samples (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
     env = config.envs[seed % len(config.envs)]
-    world = HighwayWorld(WorldConfig(env=env, duration_s=config.episode_s + config.num_poses * config.pose_dt_s))
+    world = HighwayWorld(
+        WorldConfig(
+            env=env,
+            duration_s=config.episode_s + config.num_poses * config.pose_dt_s,
+            history_len=config.history_len,
+            history_dt_s=config.history_dt_s,
+        )
+    )
     camera = FrontCamera(CameraConfig(width=config.image_size, height=config.image_size))
     expert = ExpertPlanner()
     dt = world.config.dt_s

@@ -23,6 +23,7 @@ from enum import IntEnum
 import numpy as np
 
 from ..inputs import square_image
+from ..observation import ObservationSpec, ego_inputs, frame_picks
 from ..planning import stop_poses
 from ..planning.validator import ValidationResult, ValidatorConfig, validate_trajectory
 from ..scene import DrivingCommand, ego_to_world, interpolate_poses, world_to_ego
@@ -211,11 +212,11 @@ class OnlinePlanner:
         self.runtime = runtime
         self.config = config
         self.cameras = list(cameras)
-        self.frames_per_camera = meta["num_images"] // len(cameras)
+        self.spec = ObservationSpec.from_meta(meta, len(cameras))
+        self.frames_per_camera = self.spec.frames_per_camera
         self.image_size = int(meta["image_size"])
         self.num_poses, self.dt_s = int(meta["num_poses"]), float(meta["dt_s"])
-        self.history_len, self.history_dt_s = int(meta["history_len"]), float(meta["history_dt_s"])
-        self.frame_dt_s = float(meta.get("camera_dt_s", self.history_dt_s))
+        self.history_len, self.history_dt_s = self.spec.history_len, self.spec.history_dt_s
         self._lock = threading.RLock()
         self._camera_inputs = {name: _Input() for name in self.cameras}
         self._odometry_input = _Input()
@@ -234,7 +235,7 @@ class OnlinePlanner:
         self._last_cycle_s: float | None = None
 
     def _reset_state(self, now_s: float | None) -> None:
-        span = (self.frames_per_camera - 1) * self.frame_dt_s + 2.0
+        span = self.spec.frame_span_s + 2.0
         self._frames = {name: deque() for name in self.cameras}
         self._kept: dict[str, tuple[float, tuple]] = {}  # camera → (stamp, layout) of the last stored frame
         self._frame_span_s = span
@@ -357,7 +358,7 @@ class OnlinePlanner:
                 yaw = self._odometry[-1][3] + float(np.angle(np.exp(1j * (pose[2] - self._odometry[-1][3]))))
             self._odometry.append(np.array([stamp_s, pose[0], pose[1], yaw, speed_mps]))
             self._odom_frame = frame_id
-            span = (self.history_len - 1) * self.history_dt_s + 1.0
+            span = self.spec.history_span_s + 1.0
             while len(self._odometry) > 2 and self._odometry[1][0] < stamp_s - span:
                 self._odometry.popleft()
             record.accept(stamp_s)
@@ -405,22 +406,8 @@ class OnlinePlanner:
 
     def _ego_now(self) -> tuple[float, np.ndarray, float, float, np.ndarray]:
         """(stamp, pose [3], speed, acceleration, history in the ego frame [H, 3]) from the odometry track."""
-        track = np.array(self._odometry)
-        t, x, y, yaw, speed = track.T
-        t0 = t[-1]
-        pose = np.array([x[-1], y[-1], yaw[-1]])
-        times = t0 - np.arange(self.history_len - 1, -1, -1) * self.history_dt_s
-        history = np.column_stack([np.interp(times, t, x), np.interp(times, t, y), np.interp(times, t, yaw)])
-        # Before the track covers the history span, assume the ego came at its oldest known speed and heading.
-        before = times < t[0]
-        if before.any():
-            back = (t[0] - times[before]) * speed[0]
-            history[before, 0] = x[0] - back * np.cos(yaw[0])
-            history[before, 1] = y[0] - back * np.sin(yaw[0])
-            history[before, 2] = yaw[0]
-        half = self.history_dt_s
-        acceleration = (speed[-1] - float(np.interp(t0 - half, t, speed))) / half if t0 - t[0] >= half else 0.0
-        return t0, pose, float(speed[-1]), float(acceleration), world_to_ego(history, pose)
+        ego = ego_inputs(np.array(self._odometry), self.spec)
+        return ego.stamp_s, ego.pose, ego.speed_mps, ego.acceleration_mps2, ego.history_ego
 
     def _frames_for_reasoning(self) -> tuple[float, np.ndarray] | None:
         picks, newest = [], []
@@ -430,8 +417,7 @@ class OnlinePlanner:
                 return None
             stamps = np.array([s for s, _ in frames])
             newest.append(stamps[-1])
-            for k in range(self.frames_per_camera - 1, -1, -1):
-                picks.append(frames[int(np.argmin(np.abs(stamps - (stamps[-1] - k * self.frame_dt_s))))][1])
+            picks.extend(frames[i][1] for i in frame_picks(stamps, self.spec))
         return float(min(newest)), np.stack(picks)
 
     # --- cycles ----------------------------------------------------------------------------------------------------

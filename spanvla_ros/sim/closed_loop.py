@@ -100,16 +100,19 @@ def plot_episode(first: Scene, path_states: np.ndarray, result: EpisodeResult, f
 
 
 class _CameraFrames:
-    """Renders the front camera every tick and attaches the planner's frame history (2 Hz, oldest first)."""
+    """Renders the front camera every tick and attaches the frame history the planner's artefact reads (oldest
+    first)."""
 
-    def __init__(self, planner: Planner, dt_s: float, frame_dt_s: float = 0.5) -> None:
+    def __init__(self, planner: Planner, dt_s: float) -> None:
         from collections import deque
 
+        from ..observation import ObservationSpec
         from .camera import CameraConfig, FrontCamera
 
         meta = planner.runtime.meta
-        self.count = meta["num_images"]
-        self.stride = int(round(frame_dt_s / dt_s))
+        spec = ObservationSpec.from_meta(meta)
+        self.count = spec.frames_per_camera
+        self.stride = int(round(spec.frame_dt_s / dt_s))
         self.camera = FrontCamera(CameraConfig(width=meta["image_size"], height=meta["image_size"]))
         self.buffer = deque(maxlen=self.stride * (self.count - 1) + 1)
 
