@@ -40,6 +40,7 @@ bench: setup
 	$(VENV)/bin/spanvla bench model --out bench/results/model.json
 	$(VENV)/bin/spanvla bench camera --out bench/results/camera.json
 	$(VENV)/bin/spanvla bench runtime --out bench/results/runtime.json
+	$(VENV)/bin/spanvla bench replay --out bench/results/replay.json
 
 soak: setup
 	$(VENV)/bin/spanvla bench soak --camera-qos reliable --out bench/results/soak.json $(SOAK_ARGS)

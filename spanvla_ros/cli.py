@@ -229,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--out", type=Path, default=Path("bench/results/model.json"), help="JSON output file")
     model.add_argument("--repeats", type=int, default=15, help="timed repetitions per measurement")
     model.set_defaults(handler=_bench_model)
+    replay_bench = bench_commands.add_parser(
+        "replay", help="deterministic replay of a 20 s 1280x720 drive, quiet and with cores kept busy"
+    )
+    replay_bench.add_argument("--out", type=Path, default=Path("bench/results/replay.json"), help="JSON output file")
+    replay_bench.add_argument("--seconds", type=float, default=20.0, help="recorded drive length")
+    replay_bench.add_argument("--width", type=int, default=1280)
+    replay_bench.add_argument("--height", type=int, default=720)
+    replay_bench.add_argument("--camera-hz", type=float, default=30.0)
+    replay_bench.add_argument(
+        "--busy-cores", type=int, nargs="+", default=[0, 1], help="runs with this many spinning processes"
+    )
+    replay_bench.add_argument("--checkpoint", default="model:default")
+    replay_bench.set_defaults(handler=_bench_replay)
     soak = bench_commands.add_parser(
         "soak",
         help="planner_node under a 30 Hz 1280x720 camera: planning rate, latency p50/p99, dropped frames, memory",
@@ -560,6 +573,16 @@ def _bench_simple(args: argparse.Namespace) -> int:
     result = importlib.import_module(f"spanvla_ros.benchmarks.{args.benchmark}").run(repeats=args.repeats)
     write_json(result, args.out)
     print(json.dumps({k: result[k] for k in args.keys}, indent=2))
+    return 0
+
+
+def _bench_replay(args: argparse.Namespace) -> int:
+    from .benchmarks.replay import run
+    from .eval.report import write_json
+
+    result = run(args.seconds, args.width, args.height, args.camera_hz, tuple(args.busy_cores), args.checkpoint)
+    write_json(result, args.out)
+    print(json.dumps({k: result[k] for k in ("planning_p99_ms", "planning_p99_busy_over_quiet")}, indent=2))
     return 0
 
 

@@ -129,3 +129,14 @@ def test_a_replay_that_makes_no_plan_exits_non_zero(recorded_bag, tmp_path, caps
     report = json.loads((tmp_path / "none" / "report.json").read_text())
     assert report["plans"] == 0 and report["dropped_messages"] == 30 and code == 1
     assert "no plan was made" in capsys.readouterr().err
+
+
+def test_the_replay_benchmark_measures_quiet_and_busy_runs():
+    from spanvla_ros.benchmarks.replay import run
+
+    result = run(seconds=3.0, width=320, height=180, camera_hz=10.0, busy_cores=(0, 1))
+    for name in ("busy_cores_0", "busy_cores_1"):
+        measured = result["runs"][name]
+        assert measured["plans"] >= 20 and measured["planning_latency_ms"]["n"] == measured["plans"]
+        assert np.isfinite(measured["planning_latency_ms"]["p99"]) and measured["realtime_factor"] > 0
+    assert result["planning_p99_busy_over_quiet"] > 0
