@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import PreTrainedTokenizerFast
+from transformers.cache_utils import DynamicCache
 
 from ..config import config_from_dict, config_to_dict
 from ..decoding import decode_tokens, greedy
@@ -132,6 +133,58 @@ class SpanVLA(nn.Module):
         text = self.tokenizer.decode(generated, skip_special_tokens=False)
         return Reasoning(text, generated, cache_layers(past), past)
 
+    # --- the steps the runtime backends and exported graphs run (explicit rope positions, stacked K/V) --------------
+
+    def prefill(
+        self, input_ids: torch.Tensor, image_embeds: torch.Tensor, position_ids: torch.Tensor, attention_mask
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompt ``input_ids [1, S]`` with the vision tower's ``image_embeds`` merged at the image tokens (by
+        ``where``/``cumsum``: ``masked_scatter`` does not export) → logits and every layer's K/V
+        ``[L, 1, kv_heads, S, d]``; ``position_ids [3, 1, S]``."""
+        language_model = self.vlm.model.language_model
+        embeds = language_model.embed_tokens(input_ids)
+        is_image = input_ids == self.vlm.config.image_token_id
+        index = (torch.cumsum(is_image.to(torch.int64), dim=1) - 1).clamp(min=0)
+        embeds = torch.where(is_image[..., None], image_embeds[index].to(embeds.dtype), embeds)
+        out = language_model(
+            inputs_embeds=embeds,
+            position_ids=position_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            past_key_values=DynamicCache(config=language_model.config),
+        )
+        keys, values = stack_cache(out.past_key_values)
+        return self.vlm.lm_head(out.last_hidden_state), keys, values
+
+    def decode_step(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention_mask, past_keys, past_values
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One token on the stacked past K/V → logits and the grown K/V."""
+        language_model = self.vlm.model.language_model
+        cache = DynamicCache(config=language_model.config)
+        for layer in range(past_keys.shape[0]):
+            cache.update(past_keys[layer], past_values[layer], layer)
+        out = language_model(
+            inputs_embeds=language_model.embed_tokens(input_ids),
+            position_ids=position_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            past_key_values=cache,
+        )
+        keys, values = stack_cache(out.past_key_values)
+        return self.vlm.lm_head(out.last_hidden_state), keys, values
+
+    def selected_kv_layers(self, keys: torch.Tensor, values: torch.Tensor) -> list[KVLayer | None]:
+        """The action expert's layer list from the selected layers' stacked K/V ``[len(expert.layers), B, …]``."""
+        layers: list = [None] * self.vlm.config.text_config.num_hidden_layers
+        for i, layer in enumerate(self.expert.layers):
+            layers[layer] = (keys[i], values[i])
+        return layers
+
+    def flow_velocity(self, actions, tau, history: torch.Tensor, kv_layers, kv_mask=None) -> torch.Tensor:
+        """One evaluation of the action expert: velocity ``[B, N, 3]`` (normalised units) at (actions, τ)."""
+        return self.expert(actions, tau, history / self.pose_scale, kv_layers, kv_mask)
+
     # --- planning --------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -154,8 +207,7 @@ class SpanVLA(nn.Module):
         """Batched flow sampling: ``history [B, H, 3]`` → poses ``[B, N, 3]``."""
         cfg = self.config.expert
         start = self._start(history, init or cfg.init, generator)
-        history_n = history / self.pose_scale
-        velocity = lambda a, tau: self.expert(a, tau, history_n, kv_layers, kv_mask)  # noqa: E731
+        velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
         return euler_integrate(velocity, start, num_steps or cfg.num_steps) * self.pose_scale
 
     def _start(self, history: torch.Tensor, init: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -298,3 +350,8 @@ def _dedupe_shared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         seen.add(key)
         out[name] = tensor
     return out
+
+
+def stack_cache(cache: DynamicCache) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of every layer stacked ``[L, B, kv_heads, S, d]``."""
+    return torch.stack([layer.keys for layer in cache.layers]), torch.stack([layer.values for layer in cache.layers])
