@@ -252,6 +252,20 @@ class PlannerNode(LifecycleNode):
     # --- the core's results → topics ------------------------------------------------------------------------------
 
     def _publish_plan(self, plan: PlanOutput) -> None:
+        self._while_running(self._publish_plan_messages, plan)
+
+    def _publish_reasoning(self, result: ReasoningResult, elapsed_ms: float) -> None:
+        self._while_running(self._publish_reasoning_messages, result, elapsed_ms)
+
+    def _while_running(self, publish, *args) -> None:
+        """Publish, unless the process is shutting down: Ctrl-C invalidates the context while a cycle may be midway."""
+        try:
+            publish(*args)
+        except Exception:
+            if self.context.ok():
+                raise
+
+    def _publish_plan_messages(self, plan: PlanOutput) -> None:
         p = self.params
         self.path_pub.publish(path_message(plan, p["output_frame"], p["base_frame"]))
         self.markers_pub.publish(marker_array(plan, p["output_frame"], p["base_frame"]))
@@ -270,7 +284,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(f"stop trajectory: {plan.stop_reason}", throttle_duration_sec=2.0)
             self._publish_diagnostics(only_on_change=True)
 
-    def _publish_reasoning(self, result: ReasoningResult, elapsed_ms: float) -> None:
+    def _publish_reasoning_messages(self, result: ReasoningResult, elapsed_ms: float) -> None:
         self.reasoning_pub.publish(String(data=result.text))
         self.debug_pubs["reasoning_ms"].publish(Float64(data=float(elapsed_ms)))
 
@@ -282,7 +296,7 @@ class PlannerNode(LifecycleNode):
     def _on_housekeeping(self) -> None:
         if self.active:
             self.driver.check_worker()
-        self._publish_diagnostics()
+        self._while_running(self._publish_diagnostics)
 
     def _statuses(self) -> list[Status]:
         statuses = self.core.statuses(self._now())
