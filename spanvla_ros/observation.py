@@ -55,6 +55,13 @@ class EgoInputs:
     history_ego: np.ndarray
 
 
+def poses_at(track: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Poses ``[T, 3]`` of a time-sorted track ``[M, ≥4]`` rows ``(t, x, y, yaw, …)`` at ``times_s``, linearly
+    interpolated (yaw unwrapped first; held at the ends)."""
+    t, yaw = track[:, 0], np.unwrap(track[:, 3])
+    return np.column_stack([np.interp(times_s, t, column) for column in (track[:, 1], track[:, 2], yaw)])
+
+
 def ego_inputs(track: np.ndarray, spec: ObservationSpec, now_s: float | None = None) -> EgoInputs:
     """From a time-sorted odometry track ``[M, 5]`` rows ``(t, x, y, yaw, speed)`` (yaw unwrapped or not), the ego
     inputs at ``now_s`` (default: the newest row), interpolated. Before the track covers the history span the ego is
@@ -63,9 +70,9 @@ def ego_inputs(track: np.ndarray, spec: ObservationSpec, now_s: float | None = N
     t, x, y, speed = track[:, 0], track[:, 1], track[:, 2], track[:, 4]
     yaw = np.unwrap(track[:, 3])
     now = float(t[-1] if now_s is None else now_s)
-    pose = np.array([np.interp(now, t, x), np.interp(now, t, y), np.interp(now, t, yaw)])
+    pose = poses_at(track, np.array([now]))[0]
     times = now - np.arange(spec.history_len - 1, -1, -1) * spec.history_dt_s
-    history = np.column_stack([np.interp(times, t, x), np.interp(times, t, y), np.interp(times, t, yaw)])
+    history = poses_at(track, times)
     before = times < t[0]
     if before.any():
         back = (t[0] - times[before]) * speed[0]
@@ -78,10 +85,14 @@ def ego_inputs(track: np.ndarray, spec: ObservationSpec, now_s: float | None = N
     return EgoInputs(now, pose, speed_now, float(acceleration), world_to_ego(history, pose))
 
 
+def frame_times(spec: ObservationSpec, now_s: float) -> np.ndarray:
+    """When the frames the model reads should have been taken: ``now_s − k·frame_dt_s``, oldest first."""
+    return now_s - np.arange(spec.frames_per_camera - 1, -1, -1) * spec.frame_dt_s
+
+
 def frame_picks(stamps: np.ndarray, spec: ObservationSpec, now_s: float | None = None) -> list[int]:
-    """Indices into one camera's time-sorted frame ``stamps`` nearest to ``now_s − k·frame_dt_s`` (default ``now_s``:
-    the newest frame), oldest first."""
+    """Indices into one camera's time-sorted frame ``stamps`` nearest to ``frame_times`` (default ``now_s``: the
+    newest frame), oldest first."""
     stamps = np.asarray(stamps, dtype=np.float64)
     now = float(stamps[-1] if now_s is None else now_s)
-    wanted = now - np.arange(spec.frames_per_camera - 1, -1, -1) * spec.frame_dt_s
-    return [int(np.argmin(np.abs(stamps - w))) for w in wanted]
+    return [int(np.argmin(np.abs(stamps - wanted))) for wanted in frame_times(spec, now)]

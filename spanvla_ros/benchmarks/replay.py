@@ -19,11 +19,10 @@ def record_drive(path: Path, seconds: float, width: int, height: int, camera_hz:
     (the planner crops and shrinks it again); returns the number of camera messages."""
     import cv2
     from builtin_interfaces.msg import Time
-    from nav_msgs.msg import Odometry
     from sensor_msgs.msg import CompressedImage
 
     from ..ros.bag import BagWriter
-    from ..ros.conversions import seconds_to_stamp, yaw_to_quaternion
+    from ..ros.conversions import odometry_message, seconds_to_stamp
     from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
     from ..sim.camera import CameraConfig, FrontCamera
 
@@ -36,12 +35,7 @@ def record_drive(path: Path, seconds: float, width: int, height: int, camera_hz:
     with BagWriter(path, storage) as writer:
         while not world.done:
             t = t0 + world.time_s
-            odometry = Odometry()
-            odometry.header.stamp, odometry.header.frame_id = seconds_to_stamp(t, Time), "map"
-            odometry.pose.pose.position.x, odometry.pose.pose.position.y = map(float, scene.ego.pose[:2])
-            o = odometry.pose.pose.orientation
-            o.x, o.y, o.z, o.w = yaw_to_quaternion(float(scene.ego.pose[2]))
-            odometry.twist.twist.linear.x = float(scene.ego.speed_mps)
+            odometry = odometry_message(seconds_to_stamp(t, Time), scene.ego.pose, scene.ego.speed_mps, "map")
             writer.write("/vehicle/odom", odometry, int(round(t * 1e9)))
             big = cv2.resize(camera.render(scene), (width, height), interpolation=cv2.INTER_LINEAR)
             jpeg = cv2.imencode(".jpg", cv2.cvtColor(big, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]

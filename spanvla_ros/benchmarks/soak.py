@@ -66,7 +66,7 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
     from std_msgs.msg import Float64
 
     from ..eval.report import percentiles
-    from ..ros.conversions import seconds_to_stamp, yaw_to_quaternion
+    from ..ros.conversions import odometry_message, seconds_to_stamp
     from ..ros.processes import BackgroundNode, start_node, stop_node
     from ..scene.builders import straight_road_scene
     from ..sim.camera import CameraConfig, FrontCamera
@@ -128,13 +128,7 @@ def _soak(env, duration_s, warmup_s, camera_hz, width, height, odometry_hz, samp
             now = time.monotonic()
             stamp = seconds_to_stamp(time.time(), Time)
             if now >= next_odom:
-                odom = Odometry()
-                odom.header.stamp, odom.header.frame_id = stamp, "odom"
-                odom.pose.pose.position.x = 10.0 * (now - start)
-                o = odom.pose.pose.orientation
-                o.x, o.y, o.z, o.w = yaw_to_quaternion(0.0)
-                odom.twist.twist.linear.x = 10.0
-                odom_pub.publish(odom)
+                odom_pub.publish(odometry_message(stamp, (10.0 * (now - start), 0.0, 0.0), 10.0, "odom"))
                 published["odometry"] += 1
                 next_odom += 1.0 / odometry_hz
             if now >= next_image:

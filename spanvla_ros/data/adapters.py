@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..inputs import square_image
-from ..observation import ego_inputs, frame_picks
+from ..observation import ego_inputs, frame_picks, frame_times, poses_at
 from ..scene import world_to_ego
 from ..text_format import FAST_MODE_TEXT
 from .dataset import POSITIVE, Sample
@@ -118,8 +118,7 @@ def _samples_from_tracks(
     odometry: np.ndarray, images: list[tuple[float, np.ndarray]], source: str, config: GenerationConfig
 ) -> list[Sample]:
     """odometry ``[M, 5]`` (t, x, y, yaw, speed), time-sorted; images (t, rgb) time-sorted."""
-    t, x, y = odometry[:, 0], odometry[:, 1], odometry[:, 2]
-    yaw = np.unwrap(odometry[:, 3])
+    t = odometry[:, 0]
     spec = config.observation
     image_times = np.array([stamp for stamp, _ in images])
     step = config.pose_dt_s
@@ -128,12 +127,9 @@ def _samples_from_tracks(
     first = t[0] + max(spec.history_span_s, spec.frame_span_s, spec.history_dt_s)
     for now in np.arange(first, t[-1] - config.num_poses * step + 1e-6, step):
         ego = ego_inputs(odometry, spec, now)
-        future_times = now + step * np.arange(1, config.num_poses + 1)
-        future_world = np.column_stack([np.interp(future_times, t, c) for c in (x, y, yaw)])
-        future = world_to_ego(future_world, ego.pose)
+        future = world_to_ego(poses_at(odometry, now + step * np.arange(1, config.num_poses + 1)), ego.pose)
         nearest = frame_picks(image_times, spec, now)
-        wanted = now - spec.frame_dt_s * np.arange(spec.frames_per_camera - 1, -1, -1)
-        if np.any(np.abs(image_times[nearest] - wanted) > 0.25):
+        if np.any(np.abs(image_times[nearest] - frame_times(spec, now)) > 0.25):
             continue  # no camera frame near this time
         history, v_now, accel = ego.history_ego, ego.speed_mps, ego.acceleration_mps2
         samples.append(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..observation import poses_at
 from ..scene import PACIFICA, VehicleDimensions, ego_to_world, world_to_ego
 from .comfort import ComfortLimits, is_comfortable
 from .report import percentiles, save_figure
@@ -23,9 +24,7 @@ def pose_at(track: np.ndarray, stamp_s: float) -> np.ndarray | None:
     """The recorded pose ``[3]`` at ``stamp_s`` (interpolated; None outside the recording)."""
     if track.size == 0 or stamp_s < track[0, 0] - 1e-6 or stamp_s > track[-1, 0] + 1e-6:
         return None
-    yaw = np.unwrap(track[:, 3])
-    columns = (track[:, 1], track[:, 2], yaw)
-    return np.array([np.interp(stamp_s, track[:, 0], column) for column in columns])
+    return poses_at(track, np.array([stamp_s]))[0]
 
 
 def displacement_errors(

@@ -153,6 +153,23 @@ def odometry_to_pose(msg: Any) -> tuple[np.ndarray, float]:
     return np.array([position.x, position.y, yaw]), float(np.hypot(twist.x, twist.y)) * float(np.sign(twist.x) or 1.0)
 
 
+def odometry_message(
+    stamp: Any, pose: np.ndarray, speed_mps: float, frame_id: str, child_frame_id: str = "", yaw_rate_radps: float = 0.0
+):
+    """``nav_msgs/Odometry`` at ``stamp`` (a ``builtin_interfaces/Time``) for the rear-axle ``pose (x, y, yaw)`` in
+    ``frame_id``, moving forward at ``speed_mps`` (the inverse of ``odometry_to_pose``)."""
+    from nav_msgs.msg import Odometry
+
+    msg = Odometry()
+    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = stamp, frame_id, child_frame_id
+    msg.pose.pose.position.x, msg.pose.pose.position.y = float(pose[0]), float(pose[1])
+    o = msg.pose.pose.orientation
+    o.x, o.y, o.z, o.w = yaw_to_quaternion(float(pose[2]))
+    msg.twist.twist.linear.x = float(speed_mps)
+    msg.twist.twist.angular.z = float(yaw_rate_radps)
+    return msg
+
+
 def yaw_to_quaternion(yaw: float) -> tuple[float, float, float, float]:
     """(x, y, z, w) of a rotation by ``yaw`` about z."""
     return 0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2))

@@ -34,7 +34,7 @@ from ..scene import Trajectory, world_to_ego
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, plot_episode
 from ..sim.world import ENVIRONMENTS
-from .conversions import path_dt_s, path_to_poses, seconds_to_stamp, yaw_to_quaternion
+from .conversions import odometry_message, path_dt_s, path_to_poses, seconds_to_stamp
 from .parameters import Param, declare
 from .processes import run_node
 
@@ -211,13 +211,7 @@ class SimNode(Node):
 
         stamp = seconds_to_stamp(clock_s, Time)
         self.clock_pub.publish(Clock(clock=stamp))
-        odom = Odometry()
-        odom.header.stamp, odom.header.frame_id, odom.child_frame_id = stamp, "map", self.ego_frame
-        odom.pose.pose.position.x, odom.pose.pose.position.y = float(state[0]), float(state[1])
-        o = odom.pose.pose.orientation
-        o.x, o.y, o.z, o.w = yaw_to_quaternion(float(state[2]))
-        odom.twist.twist.linear.x = float(scene.ego.speed_mps)
-        odom.twist.twist.angular.z = float(scene.ego.yaw_rate_radps)
+        odom = odometry_message(stamp, state[:3], scene.ego.speed_mps, "map", self.ego_frame, scene.ego.yaw_rate_radps)
         self.odom_pub.publish(odom)
         self.command_pub.publish(String(data=scene.command.value))
         if with_camera:

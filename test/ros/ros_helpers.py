@@ -89,17 +89,12 @@ def image_message(stamp_s: float, rgb: np.ndarray, encoding: str = "rgb8", pad: 
 
 def odometry_message(stamp_s: float, x: float, y: float, yaw: float, speed: float, frame_id: str = "odom"):
     from builtin_interfaces.msg import Time
-    from nav_msgs.msg import Odometry
 
-    from spanvla_ros.ros.conversions import seconds_to_stamp, yaw_to_quaternion
+    from spanvla_ros.ros import conversions
 
-    msg = Odometry()
-    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = seconds_to_stamp(stamp_s, Time), frame_id, "base_link"
-    msg.pose.pose.position.x, msg.pose.pose.position.y = float(x), float(y)
-    o = msg.pose.pose.orientation
-    o.x, o.y, o.z, o.w = yaw_to_quaternion(yaw)
-    msg.twist.twist.linear.x = float(speed)
-    return msg
+    return conversions.odometry_message(
+        conversions.seconds_to_stamp(stamp_s, Time), (x, y, yaw), speed, frame_id, "base_link"
+    )
 
 
 def road_frame(seed: int = 0, size: int = 160) -> np.ndarray:
