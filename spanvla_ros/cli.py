@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="positive",
         help="clean scenes, or the recovery moments after injected displacements",
     )
+    open_loop.add_argument(
+        "--camera-style",
+        default="default",
+        help="the camera's look: default (the renderer's), or a held-out look training never saw "
+        "(dusk, overcast, washed_out)",
+    )
+    open_loop.add_argument(
+        "--frames",
+        choices=["as-seen", "blank", "shuffled"],
+        default="as-seen",
+        help="an ablation of what the camera shows model planners: as seen, blank (grey), or another scene's frames",
+    )
     open_loop.add_argument("--episodes", type=int, default=20, help="number of seeded episodes")
     open_loop.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
     open_loop.add_argument("--scenes-per-episode", type=int, default=1)
@@ -114,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run a model planner's pipeline directly on each scene instead of through the node's planning core",
     )
+    closed.add_argument(
+        "--plan-headings",
+        choices=["path", "model"],
+        default="path",
+        help="deployed model planners: headings from the plan's positions (the node's default) or the model's",
+    )
+    closed.add_argument("--camera-style", default="default", help="the camera's look (see eval open-loop)")
     closed.add_argument("--episodes", type=int, default=12)
     closed.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
     closed.add_argument("--duration", type=float, default=15.0, help="seconds per episode")
@@ -329,22 +348,30 @@ def _eval_make_scene(args: argparse.Namespace) -> int:
 def _eval_open_loop(args: argparse.Namespace) -> int:
     from .data.scenes import evaluation_scenes
     from .eval import METRIC_NAMES
-    from .eval.open_loop import evaluate_open_loop
+    from .eval.open_loop import ablate_frames, evaluate_open_loop
     from .eval.report import plot_metric_breakdown, write_json
 
     planners = [_planner(name.strip(), args.backend) for name in args.planner.split(",")]
     # Scenes are generated once and every planner is scored on the same ones.
     scenes = list(
         evaluation_scenes(
-            args.episodes, args.seed, args.scenes_per_episode, min_departure_m=args.min_departure, kind=args.kind
+            args.episodes,
+            args.seed,
+            args.scenes_per_episode,
+            min_departure_m=args.min_departure,
+            kind=args.kind,
+            camera_style=args.camera_style,
         )
     )
+    scenes = ablate_frames(scenes, args.frames)
     keys = ("pdms", "epdms", *METRIC_NAMES)
     report = {
         "seed": args.seed,
         "episodes": args.episodes,
         "min_departure_m": args.min_departure,
         "kind": args.kind,
+        "camera_style": args.camera_style,
+        "frames": args.frames,
         "scene_tokens": [scene.token for scene in scenes],
         "planners": {},
     }
@@ -370,10 +397,10 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
     from .eval.report import write_json
     from .sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
 
-    planner = _planner(args.planner, args.backend, deployed=not args.direct)
+    planner = _planner(args.planner, args.backend, deployed=not args.direct, plan_headings=args.plan_headings)
     replan = args.replan_every or (5 if args.direct and args.planner.startswith("model:") else 1)
     plots = args.out.with_name(args.out.stem + "_plots")
-    config = ClosedLoopConfig(duration_s=args.duration, replan_every_ticks=replan)
+    config = ClosedLoopConfig(duration_s=args.duration, replan_every_ticks=replan, camera_style=args.camera_style)
     summary = evaluate_closed_loop(planner, args.episodes, args.seed, config, plots_dir=plots)
     summary["replan_every_ticks"] = replan
     if hasattr(planner, "counters"):
@@ -383,20 +410,24 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
         summary["planning_latency_ms"] = percentiles(list(planner.core.timings["planning_ms"]))
         summary["reasoning_age_ms"] = percentiles(list(planner.core.timings["reasoning_age_ms"]))
     write_json(summary, args.out)
-    keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "infraction_counts")
+    keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "off_road_rate", "failures")
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
 
 
-def _planner(name: str, backend: str = "torch", deployed: bool = False):
+def _planner(name: str, backend: str = "torch", deployed: bool = False, plan_headings: str = "path"):
     """A planner by name; ``deployed``: model planners run through the node's planning core (closed loop)."""
     from .planning import ConstantVelocityPlanner
 
     if name.startswith("model:"):
         from .runtime.planner import DeployedPlanner, RuntimePlanner
 
-        cls = DeployedPlanner if deployed else RuntimePlanner
-        return cls.from_name(_model_path(name), backend=backend)
+        if deployed:
+            from .runtime.online import OnlineConfig
+
+            config = OnlineConfig(plan_headings=plan_headings)
+            return DeployedPlanner.from_name(_model_path(name), backend=backend, config=config)
+        return RuntimePlanner.from_name(_model_path(name), backend=backend)
     if name == "constant-velocity":
         return ConstantVelocityPlanner()
     if name == "expert":

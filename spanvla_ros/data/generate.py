@@ -21,6 +21,7 @@ from ..observation import ObservationSpec
 from ..scene import Scene, Trajectory, scene_to_dict, world_to_ego
 from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
 from ..sim.camera import CameraConfig, FrontCamera
+from ..sim.camera_style import camera_style
 from ..sim.expert import lane_width_at, plan_along_route, speed_limit_at
 from ..sim.world import ENVIRONMENTS
 from .dataset import NEGATIVE, POSITIVE, RECOVERY, Sample, write_dataset
@@ -45,7 +46,11 @@ class GenerationConfig:
     envs: tuple[str, ...] = ("highway", "merge", "roundabout", "intersection", "two-way", "exit")
     episode_s: float = 12.0
     warmup_s: float = 1.5
-    sample_every_s: float = 1.0
+    sample_every_s: float = 0.5
+    #: Negative samples every this often while a flaw drives (each: the expert's plan there, the flaw's driven path).
+    negative_every_s: float = 0.5
+    #: Recovery samples from a flaw's end or an injection on, every ``camera_dt_s``, while the expert corrects.
+    recovery_window_s: float = 2.0
     replan_every_ticks: int = 2
     num_poses: int = 10
     pose_dt_s: float = 0.5
@@ -54,10 +59,14 @@ class GenerationConfig:
     history_len: int = 4
     history_dt_s: float = 0.5
     image_size: int = 112
-    flaw_probability: float = 0.5
-    injection_probability: float = 0.3
+    flaw_probability: float = 0.6
+    injection_probability: float = 0.5
     flaw_duration_s: float = 3.0
     negative_margin_pdms: float = 0.05
+    #: The camera's look: "random" (domain randomisation per episode, at ``camera_randomisation`` strength),
+    #: "default" (the renderer's), or one of the held-out looks training never sees (``HELD_OUT_STYLES``).
+    camera_style: str = "random"
+    camera_randomisation: float = 1.0
 
     @property
     def observation(self) -> ObservationSpec:
@@ -77,7 +86,10 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
             history_dt_s=config.history_dt_s,
         )
     )
-    camera = FrontCamera(CameraConfig(width=config.image_size, height=config.image_size))
+    # The camera's look has its own random stream, so the drive of a seed does not depend on it.
+    style_rng = np.random.default_rng([seed, 1])
+    style = camera_style(config.camera_style, style_rng, config.camera_randomisation)
+    camera = FrontCamera(style.camera_config(CameraConfig(width=config.image_size, height=config.image_size)))
     expert = ExpertPlanner()
     dt = world.config.dt_s
     ticks = int(round(config.episode_s / dt))
@@ -89,6 +101,8 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
     injection_tick = int(round(rng.uniform(config.warmup_s + 1.0, config.episode_s / 2) / dt)) if injection else -1
     sample_stride = int(round(config.sample_every_s / dt))
     camera_stride = int(round(config.camera_dt_s / dt))
+    negative_stride = max(int(round(config.negative_every_s / dt)), camera_stride)
+    recovery_ticks = int(round(config.recovery_window_s / dt))
     # Event ticks fall on camera ticks so every sample has its frame history.
     flaw_start, flaw_end, injection_tick = (
         (t // camera_stride) * camera_stride if t >= 0 else t for t in (flaw_start, flaw_end, injection_tick)
@@ -108,10 +122,13 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
         ego_log.append(world.ego_state)
         agent_log.append(world.agent_states())
         if tick % camera_stride == 0 and tick <= ticks:
-            frames[tick] = camera.render(scene)
+            frames[tick] = style.apply(camera.render(scene), style_rng)
         in_flaw = flaw is not None and flaw_start <= tick < flaw_end
+        recovering_from = flaw_end if flaw is not None else injection_tick
+        recovering = injection is not None or flaw is not None
+        recovering = recovering and 0 <= tick - recovering_from <= recovery_ticks and tick % camera_stride == 0
         if tick <= ticks and tick >= int(config.warmup_s / dt):
-            if tick == flaw_start:
+            if in_flaw and (tick - flaw_start) % negative_stride == 0:
                 pending.append(
                     {
                         "tick": tick,
@@ -121,8 +138,8 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
                         "label": FLAWS[flaw],
                     }
                 )
-            elif tick == flaw_end or tick == injection_tick:
-                label = f"the ego {FLAWS[flaw]}" if tick == flaw_end else f"the ego {INJECTIONS[injection]}"
+            elif recovering:
+                label = f"the ego {FLAWS[flaw]}" if flaw is not None else f"the ego {INJECTIONS[injection]}"
                 pending.append({"tick": tick, "kind": RECOVERY, "scene": scene, "label": label})
             elif not in_flaw and tick % sample_stride == 0 and tick % camera_stride == 0:
                 pending.append({"tick": tick, "kind": POSITIVE, "scene": scene})

@@ -33,10 +33,12 @@ def evaluation_scenes(
     min_departure_m: float = 3.0,
     max_seeds: int | None = None,
     kind: str = "positive",
+    camera_style: str = "default",
 ) -> Iterator[Scene]:
     """``per_episode`` scenes from each of ``episodes`` seeded episodes that have non-trivial moments (seeds from
     ``seed`` upwards, at most ``max_seeds`` tried; default 4 × episodes). ``kind="recovery"``: the recovery moments
-    of episodes with an injected displacement (lateral offset, heading error, overspeed, aborted lane change)."""
+    of episodes with an injected displacement (lateral offset, heading error, overspeed, aborted lane change).
+    ``camera_style``: the renderer's look (default), or a held-out look training never saw."""
     config = config or GenerationConfig(envs=EVALUATION_ENVS)
     recovery = kind == "recovery"
     # Every 0.5 s, so each moment has the frame before it: NAVSIM's extended comfort compares the plans of both.
@@ -45,6 +47,7 @@ def evaluation_scenes(
         flaw_probability=0.0,
         injection_probability=1.0 if recovery else 0.0,
         sample_every_s=min(config.sample_every_s, PREVIOUS_FRAME_S),
+        camera_style=camera_style,
     )
     if recovery:
         min_departure_m = 0.0  # a recovery moment is never trivial

@@ -22,6 +22,9 @@ COLLISION_STATIC = "collision_static"
 RED_LIGHT = "red_light"
 OFF_ROAD = "off_road"
 WRONG_WAY = "wrong_way"
+#: An episode without infractions that completes less than this share of its route stalled.
+STALL_COMPLETION = 0.5
+FAILURES = ("collision", OFF_ROAD, WRONG_WAY, RED_LIGHT, "stall", "none")
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,25 @@ class EpisodeResult:
     off_road_m: float
     wrong_way_m: float
     infractions: list[Infraction] = field(default_factory=list)
+    #: Lateral error: the ego centre's distance from the route centerline (mean and worst over the ticks).
+    mean_route_offset_m: float = 0.0
+    max_route_offset_m: float = 0.0
 
     @property
     def collided(self) -> bool:
         return any(i.kind.startswith("collision") for i in self.infractions)
+
+    @property
+    def failure(self) -> str:
+        """What went wrong first in importance: ``collision``, ``off_road``, ``wrong_way``, ``red_light``, ``stall``
+        (under half the achievable route without an infraction: too slow) or ``none``."""
+        counts = self.counts()
+        if self.collided:
+            return "collision"
+        for kind in (OFF_ROAD, WRONG_WAY, RED_LIGHT):
+            if counts[kind]:
+                return kind
+        return "stall" if self.route_completion < STALL_COMPLETION else "none"
 
     def counts(self) -> dict[str, int]:
         kinds = (COLLISION_PEDESTRIAN, COLLISION_VEHICLE, COLLISION_STATIC, RED_LIGHT, OFF_ROAD, WRONG_WAY)
@@ -76,6 +94,7 @@ class EpisodeResult:
         data = asdict(self)
         data["collided"] = self.collided
         data["counts"] = self.counts()
+        data["failure"] = self.failure
         return data
 
 
@@ -107,6 +126,7 @@ class EpisodeMonitor:
         self._last_xy: np.ndarray | None = None
         self._first_time: float | None = None
         self._last_time = 0.0
+        self._offsets: list[float] = []
 
     def update(self, scene: Scene, time_s: float) -> list[Infraction]:
         """Record one tick; return the infractions that started at this tick."""
@@ -125,6 +145,7 @@ class EpisodeMonitor:
         self._last_time = time_s
 
         s = float(shapely.line_locate_point(self.route, shapely.Point(center)))
+        self._offsets.append(float(shapely.distance(self.route, shapely.Point(center))))
         if self._start_s is None:
             self._start_s = s
         self._best_s = max(self._best_s, s - self._start_s)
@@ -182,6 +203,8 @@ class EpisodeMonitor:
             off_road_m=self._off_road_m,
             wrong_way_m=self._wrong_way_m,
             infractions=list(self.infractions),
+            mean_route_offset_m=float(np.mean(self._offsets)) if self._offsets else 0.0,
+            max_route_offset_m=float(np.max(self._offsets)) if self._offsets else 0.0,
         )
 
 
@@ -195,6 +218,7 @@ def aggregate_episodes(results: list[EpisodeResult]) -> dict[str, Any]:
         for kind, count in result.counts().items():
             counts[kind] = counts.get(kind, 0) + count
     distance_km = sum(r.distance_m for r in results) / 1000.0
+    failures = [r.failure for r in results]
     return {
         "episodes": len(results),
         "driving_score": float(np.mean([r.driving_score for r in results])),
@@ -204,6 +228,9 @@ def aggregate_episodes(results: list[EpisodeResult]) -> dict[str, Any]:
         "infraction_counts": counts,
         "infractions_per_km": {k: (v / distance_km if distance_km > 0 else 0.0) for k, v in counts.items()},
         "distance_km": distance_km,
+        "off_road_rate": float(np.mean([r.counts()[OFF_ROAD] > 0 for r in results])),
+        "failures": {kind: failures.count(kind) for kind in FAILURES},
+        "mean_route_offset_m": float(np.mean([r.mean_route_offset_m for r in results])),
     }
 
 

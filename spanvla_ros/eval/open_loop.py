@@ -49,6 +49,42 @@ def previous_plan(planner: Planner, scene: Scene, config: ScorerConfig = ScorerC
     return PreviousPlan(states, elapsed)
 
 
+def ablate_frames(scenes: list[Scene], frames: str) -> list[Scene]:
+    """What the camera shows, for measuring whether plans use it: ``as-seen``; ``blank`` (mid-grey frames);
+    ``shuffled`` (each scene gets the frames of the scene after it)."""
+    if frames == "as-seen":
+        return scenes
+    if frames not in ("blank", "shuffled"):
+        raise ValueError(f"unknown frame ablation {frames!r}: as-seen, blank or shuffled")
+    out = []
+    for index, scene in enumerate(scenes):
+        seen = scene.metadata.get("camera_frames")
+        if seen is None:
+            out.append(scene)
+            continue
+        if frames == "blank":
+            shown = np.full_like(np.asarray(seen), 128)
+        else:
+            shown = scenes[(index + 1) % len(scenes)].metadata.get("camera_frames", seen)
+        out.append(dataclasses.replace(scene, metadata={**scene.metadata, "camera_frames": shown}))
+    return out
+
+
+#: Above this speed a plan whose first pose lies behind the ego is implausible (it would reverse the car).
+FORWARD_SPEED_MPS = 2.0
+
+
+def _displacement(scene: Scene, poses: np.ndarray) -> dict[str, Any]:
+    """ADE/FDE against the scene's reference (the logged drive), and whether the plan starts behind a moving ego."""
+    row: dict[str, Any] = {"starts_behind": bool(poses[0, 0] < 0.0 and scene.ego.speed_mps > FORWARD_SPEED_MPS)}
+    reference = scene.reference_poses_ego
+    if reference is not None:
+        n = min(len(reference), len(poses))
+        errors = np.hypot(*(np.asarray(poses[:n, :2]) - np.asarray(reference[:n, :2])).T)
+        row.update(ade_m=float(errors.mean()), fde_m=float(errors[-1]))
+    return row
+
+
 def evaluate_open_loop(
     planner: Planner,
     scenes: Iterable[Scene],
@@ -66,7 +102,7 @@ def evaluate_open_loop(
         paired += previous is not None
         trajectory = planner.plan(observable_scene(scene))
         result = score_trajectories(scene, trajectory.poses[None], trajectory.dt_s, previous=previous, config=config)
-        rows.append({"token": scene.token, **result.row(0)})
+        rows.append({"token": scene.token, **result.row(0), **_displacement(scene, trajectory.poses)})
     if not rows:
         raise ValueError("open-loop evaluation got no scenes")
     keys = ("pdms", "epdms", *METRIC_NAMES)
@@ -76,5 +112,10 @@ def evaluate_open_loop(
     for row in rows:
         by_env.setdefault(row["token"].split("-s")[0], []).append(row["pdms"])
     summary["pdms_by_env"] = {env: {"n": len(v), "pdms": float(np.mean(v))} for env, v in sorted(by_env.items())}
+    measured = [row for row in rows if "ade_m" in row]
+    if measured:
+        summary["ade_m"] = float(np.mean([row["ade_m"] for row in measured]))
+        summary["fde_m"] = float(np.mean([row["fde_m"] for row in measured]))
+    summary["plans_starting_behind"] = int(sum(row["starts_behind"] for row in rows))
     summary["scenes"] = rows
     return summary

@@ -85,3 +85,45 @@ def euler_integrate(
         tau = torch.full((start.shape[0],), step * dt, device=start.device, dtype=start.dtype)
         action = action + dt * velocity_fn(action, tau)
     return action
+
+
+def sde_integrate(
+    velocity_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    num_steps: int,
+    noise_std: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The stochastic counterpart of :func:`euler_integrate` (Flow-GRPO style): each Euler step adds Gaussian noise
+    of std ``noise_std·√dt``, so a group of samples on one cache differs and every step has a log-probability.
+    Returns the path ``[B, num_steps + 1, N, D]`` (the start, then after each step); its last entry is the plan."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    dt = 1.0 / num_steps
+    path = [start]
+    action = start
+    for step in range(num_steps):
+        tau = torch.full((start.shape[0],), step * dt, device=start.device, dtype=start.dtype)
+        mean = action + dt * velocity_fn(action, tau)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        action = mean + noise_std * dt**0.5 * noise
+        path.append(action)
+    return torch.stack(path, dim=1)
+
+
+def sde_log_prob(
+    velocity_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], path: torch.Tensor, noise_std: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability ``[B]`` of a path from :func:`sde_integrate` under ``velocity_fn`` (summed over steps and
+    coordinates, constants dropped), and the step means ``[B, K, N, D]`` (for a KL between two velocity fields)."""
+    num_steps = path.shape[1] - 1
+    dt = 1.0 / num_steps
+    variance = noise_std**2 * dt
+    means = []
+    for step in range(num_steps):
+        before = path[:, step]
+        tau = torch.full((path.shape[0],), step * dt, device=path.device, dtype=path.dtype)
+        means.append(before + dt * velocity_fn(before, tau))
+    means = torch.stack(means, dim=1)
+    log_prob = -((path[:, 1:] - means) ** 2).sum(dim=(1, 2, 3)) / (2.0 * variance)
+    return log_prob, means

@@ -28,7 +28,14 @@ from ..files import file_sha256
 from ..inputs import prompt_text
 from .action_tokens import ActionCodebook, ActionTokenError
 from .expert import ActionExpert, ActionExpertConfig, KVLayer
-from .flow import euler_integrate, flow_matching_loss, history_initialisation, sample_flow_time
+from .flow import (
+    euler_integrate,
+    flow_matching_loss,
+    history_initialisation,
+    sample_flow_time,
+    sde_integrate,
+    sde_log_prob,
+)
 from .tokenizer import ACTION, action_token_ids
 from .vlm import VLMConfig, build_vlm, cache_layers, image_token_types, patchify
 
@@ -209,6 +216,24 @@ class SpanVLA(nn.Module):
         start = self._start(history, init or cfg.init, generator)
         velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
         return euler_integrate(velocity, start, num_steps or cfg.num_steps) * self.pose_scale
+
+    def flow_sample_sde(
+        self, kv_layers, history: torch.Tensor, noise_std: float, kv_mask=None, generator=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stochastic flow sampling for GRPO: poses ``[B, N, 3]`` and the normalised path ``[B, K + 1, N, 3]`` that
+        :meth:`flow_path_log_prob` scores."""
+        cfg = self.config.expert
+        start = self._start(history, cfg.init, generator)
+        velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
+        path = sde_integrate(velocity, start, cfg.num_steps, noise_std, generator)
+        return path[:, -1] * self.pose_scale, path
+
+    def flow_path_log_prob(
+        self, kv_layers, history: torch.Tensor, path: torch.Tensor, noise_std: float, kv_mask=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability ``[B]`` of a sampled path under the current action expert, and its step means."""
+        velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
+        return sde_log_prob(velocity, path, noise_std)
 
     def _start(self, history: torch.Tensor, init: str, generator: torch.Generator | None) -> torch.Tensor:
         cfg = self.config.expert

@@ -32,6 +32,8 @@ class ValidatorConfig:
     max_velocity_deviation_mps: float = 10.0
     max_first_pose_deviation_m: float = 6.0
     max_first_heading_deviation_rad: float = 0.8
+    #: A pose's heading may differ this much from the direction its positions travel (a tracker follows both).
+    max_heading_inconsistency_rad: float = 0.35
     #: Above this ego speed, a plan must not move backwards (a reverse manoeuvre starts from a stop).
     forward_speed_mps: float = 1.0
     backward_tolerance_m: float = 0.2
@@ -62,6 +64,7 @@ CHECKS = (
     "velocity_deviation",
     "first_pose_deviation",
     "first_heading_deviation",
+    "heading_consistency",
     "backward_motion",
     "forward_length",
 )
@@ -99,6 +102,24 @@ class ValidationResult:
         return "; ".join(f"{c.name} {c.value:.3g} > {c.limit:.3g}" for c in self.failures)
 
 
+def path_headings(poses_ego: np.ndarray, min_segment_m: float = 0.5) -> np.ndarray:
+    """The direction of travel at each pose of a plan ``[N, 3]`` (ego frame, the ego at the origin before the first
+    pose): the chord from the previous to the next point, which on an arc is the tangent; the last pose continues the
+    turn of its incoming segment. Where the car barely moves (a chord under ``min_segment_m``) the direction is
+    undefined and the pose's own heading is kept."""
+    poses = np.asarray(poses_ego, dtype=np.float64)
+    points = np.vstack([np.zeros(2), poses[:, :2]])  # [N + 1]: pose i is points[i + 1]
+    following = np.vstack([points[2:], points[-1:]])  # the next point; the last pose's own position
+    chord = following - points[:-1]
+    length = np.hypot(chord[:, 0], chord[:, 1])
+    direction = np.arctan2(chord[:, 1], chord[:, 0])
+    if len(poses) >= 2:
+        segments = np.diff(points[-3:], axis=0)  # the last two segments
+        before, last = np.arctan2(segments[:, 1], segments[:, 0])
+        direction[-1] = last + 0.5 * np.angle(np.exp(1j * (last - before)))
+    return np.where(length >= min_segment_m, direction, poses[:, 2])
+
+
 def validate_trajectory(
     poses_ego: np.ndarray, dt_s: float, ego_speed_mps: float, config: ValidatorConfig = ValidatorConfig()
 ) -> ValidationResult:
@@ -134,6 +155,7 @@ def validate_trajectory(
     expected_first = np.array([speed_now * dt_s, 0.0])
     first_deviation = float(np.hypot(*(poses[0, :2] - expected_first)))
     first_heading = float(abs(np.angle(np.exp(1j * poses[0, 2]))))
+    heading_gap = np.abs(np.angle(np.exp(1j * (poses[:, 2] - path_headings(poses, config.min_segment_m)))))
     backwards = float(max(0.0, -along.min())) if speed_now > config.forward_speed_mps else 0.0
     # At least as far as braking at the stop-check deceleration would take the car within the plan's horizon.
     braking = config.stop_deceleration_mps2
@@ -160,6 +182,7 @@ def validate_trajectory(
             CheckResult("velocity_deviation", float(abs(segment_speed[0] - speed_now)), c.max_velocity_deviation_mps),
             CheckResult("first_pose_deviation", first_deviation, c.max_first_pose_deviation_m),
             CheckResult("first_heading_deviation", first_heading, c.max_first_heading_deviation_rad),
+            CheckResult("heading_consistency", worst(heading_gap), c.max_heading_inconsistency_rad),
             CheckResult("backward_motion", backwards, c.backward_tolerance_m),
             CheckResult("forward_length", shortfall, 0.0),
         )

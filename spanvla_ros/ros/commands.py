@@ -24,6 +24,9 @@ def add_commands(commands) -> None:
     demo.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"])
     demo.add_argument("--real-time-factor", type=float, default=1.0, help="sim seconds per wall second")
     demo.add_argument("--params-file", type=Path, help="ROS parameter YAML (default: config/sim_demo.yaml)")
+    demo.add_argument(
+        "--no-video", action="store_true", help="skip the per-episode MP4 (camera, plan, top-down inset, reasoning)"
+    )
     demo.set_defaults(handler=_demo)
 
     replay = commands.add_parser(
@@ -63,6 +66,7 @@ def _demo(args: argparse.Namespace) -> int:
             backend=args.backend,
             real_time_factor=args.real_time_factor,
             params_file=args.params_file,
+            video=not args.no_video,
         )
     )
     print(summary_text(report))

@@ -34,6 +34,8 @@ class DemoConfig:
     params_file: Path | None = None
     #: Share of ticks whose plan may arrive late (after the sim's wait) before the demo counts as failed.
     max_late_fraction: float = 0.1
+    #: Per episode an MP4: the camera with the plan drawn in, a top-down inset and the reasoning text.
+    video: bool = True
 
 
 def recorded_topics() -> dict[str, type]:
@@ -92,7 +94,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     sim_args = [
         "--params-file", params_file, "-p", f"episodes:={config.episodes}", "-p", f"duration_s:={config.duration_s}",
         "-p", f"seed:={config.seed}", "-p", f"output_dir:={episodes_dir.resolve()}",
-        "-p", f"real_time_factor:={config.real_time_factor}",
+        "-p", f"real_time_factor:={config.real_time_factor}", "-p", f"video:={str(config.video).lower()}",
     ]  # fmt: skip
     planner_args = ["--params-file", params_file, "-p", f"checkpoint:={config.checkpoint}"]
     planner_args += ["-p", f"backend:={config.backend}"]
@@ -209,6 +211,7 @@ def build_report(
         "episodes": [{k: v for k, v in row.items() if k != "plan_latency_ms"} for row in rows],
         "bag": _bag_summary(out / "bag"),
         "plots": sorted(str(p) for p in (out / "episodes").glob("*.png")),
+        "videos": sorted(str(p) for p in (out / "episodes").glob("*.mp4")),
     }
     if planning_ms or round_trip_ms:
         report["plots"].append(str(_plot_latency(planning_ms, round_trip_ms, out / "latency.png")))
@@ -247,5 +250,7 @@ def summary_text(report: dict[str, Any]) -> str:
         f"{validation.get('stop_trajectories', 0)} stop trajectories",
         f"  bag: {report['bag']['path']} ({report['bag']['messages']} messages)",
     ]
+    if report.get("videos"):
+        lines.append(f"  videos: {', '.join(report['videos'])}")
     lines += [f"  problem: {p}" for p in report["problems"]]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from typing import Any
 from ..planning.validator import ValidatorConfig
 from ..runtime.artefact import resolve_model
 from ..runtime.drivers import FAULTS
-from ..runtime.online import INVALID_PLAN_HANDLING, OnlineConfig
+from ..runtime.online import INVALID_PLAN_HANDLING, PLAN_HEADINGS, OnlineConfig
 from .parameters import Param
 from .processes import StartupError
 
@@ -54,6 +54,8 @@ PARAMETERS = [
     Param("invalid_plan_handling", "last_valid", "A plan that fails validation is: published as is (publish), "
           "replaced by the last valid plan while it is younger than last_valid_max_age_s (last_valid), or replaced "
           "by a stop trajectory (stop)", choices=INVALID_PLAN_HANDLING),
+    Param("plan_headings", "path", "Headings of the published plan: the direction its positions travel (path), "
+          "or the action expert's own (model)", choices=PLAN_HEADINGS),
     Param("last_valid_max_age_s", 1.0, "Oldest last valid plan republished for an invalid one", 0.0, 10.0),
     Param("max_speed_mps", 70.0, "Odometry faster than this is dropped as implausible", 1.0, 150.0),
     Param("max_acceleration_mps2", 15.0, "A faster speed change between odometry messages restarts the history",
@@ -66,6 +68,8 @@ PARAMETERS = [
     Param("validator_max_deceleration_mps2", 9.8, "Validator: hardest braking of a plan", 0.1, 50.0),
     Param("validator_max_velocity_deviation_mps", 10.0, "Validator: largest gap between the plan's first speed and "
           "the ego's", 0.1, 100.0),
+    Param("validator_max_heading_inconsistency_rad", 0.35, "Validator: largest gap between a pose's heading and the "
+          "direction its positions travel", 0.01, 3.2),
     Param("validator_max_first_pose_deviation_m", 6.0, "Validator: largest gap between the plan's first pose and "
           "where the ego will be", 0.1, 100.0),
     Param("executor_threads", 0, "Executor threads for the callbacks (0/1 = one; reasoning always has its own thread)."
@@ -122,6 +126,7 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
         max_acceleration_mps2=p["max_acceleration_mps2"],
         max_yaw_rate_radps=p["max_yaw_rate_radps"],
         invalid_plan_handling=p["invalid_plan_handling"],
+        plan_headings=p["plan_headings"],
         last_valid_max_age_s=p["last_valid_max_age_s"],
         validator=ValidatorConfig(
             wheelbase_m=p["wheelbase_m"],
@@ -131,5 +136,6 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
             max_deceleration_mps2=p["validator_max_deceleration_mps2"],
             max_velocity_deviation_mps=p["validator_max_velocity_deviation_mps"],
             max_first_pose_deviation_m=p["validator_max_first_pose_deviation_m"],
+            max_heading_inconsistency_rad=p["validator_max_heading_inconsistency_rad"],
         ),
     )

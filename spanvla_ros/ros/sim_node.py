@@ -8,6 +8,8 @@ Synchronous mode, as the bridge's ``synchronous_mode_wait_for_vehicle_control_co
 the previous plan is followed meanwhile. ``real_time_factor`` paces ticks against the wall clock so reasoning runs
 at its real rate. Per episode it scores the published plans (PDMS against the sim's scene), records closed-loop
 metrics, and writes ``episode_<seed>.json`` + a PNG under ``output_dir``; ``/sim/episode`` carries the same JSON.
+With ``video``, each episode is also an MP4 there: the camera with the plan drawn in, a top-down inset, and the newest
+text on ``reasoning_topic``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from ..eval import score_trajectory
-from ..scene import Trajectory, world_to_ego
+from ..scene import Trajectory, ego_to_world, world_to_ego
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, plot_episode
 from ..sim.world import ENVIRONMENTS
@@ -58,6 +60,8 @@ PARAMETERS = [
     Param("score_plans", True, "Score every received plan with the PDM scorer (the report's pdms)"),
     Param("output_dir", "", "Where episode reports and plots go ('' = nowhere)"),
     Param("exit_when_done", True, "Shut down after the last episode"),
+    Param("video", False, "Write episode_<seed>.mp4 under output_dir: camera, plan, top-down inset, reasoning"),
+    Param("reasoning_topic", "/spanvla_planner/output/reasoning", "The planner's reasoning text (for the video)"),
 ]
 
 
@@ -77,6 +81,9 @@ class SimNode(Node):
         self.command_pub = self.create_publisher(String, f"{prefix}/driving_command", 10)
         self.episode_pub = self.create_publisher(String, "/sim/episode", 10)
         self.create_subscription(PathMsg, p["plan_topic"], self._on_plan, 10)
+        self.reasoning = ""
+        if p["video"]:
+            self.create_subscription(String, p["reasoning_topic"], self._on_reasoning, 10)
         self.camera = FrontCamera(
             CameraConfig(width=p["camera_width"], height=p["camera_height"], frame_id=f"{p['ego_name']}/rgb_front")
         )
@@ -93,6 +100,9 @@ class SimNode(Node):
         with self._plan_arrived:
             self._plans[int(round(stamp * 1e9))] = (stamp, frame, poses, path_dt_s(msg), time.monotonic())
             self._plan_arrived.notify_all()
+
+    def _on_reasoning(self, msg: String) -> None:
+        self.reasoning = msg.data
 
     def _wait_plan(self, stamp_ns: int, timeout_s: float) -> tuple | None:
         deadline = time.monotonic() + timeout_s
@@ -150,12 +160,13 @@ class SimNode(Node):
         plan = Trajectory(np.zeros((10, 3)), 0.5)
         plan_origin, plan_stamp_s = world.ego_state[:3], clock_s
         latencies_ms, pdms, late, tick = [], [], 0, 0
+        video = self._video(seed)
         wall_start = time.monotonic()
         while not world.done and rclpy.ok():
             stamp_ns = int(round(clock_s * 1e9))
             origins[stamp_ns] = world.ego_state[:3]
             published = time.monotonic()
-            self._publish_tick(scene, world.ego_state, clock_s, tick % camera_every == 0)
+            frame = self._publish_tick(scene, world.ego_state, clock_s, tick % camera_every == 0)
             timeout = p["startup_timeout_s"] if first_episode and tick == 0 else p["plan_timeout_s"]
             received = self._wait_plan(stamp_ns, timeout) if p["synchronous"] else self._newest_plan()
             if received is not None:
@@ -169,6 +180,15 @@ class SimNode(Node):
                     pdms.append(score_trajectory(scene, poses, dt_s)["pdms"])
             else:
                 late += 1
+            if video is not None:
+                now = world.ego_state[:3]
+                plan_now = world_to_ego(ego_to_world(plan.poses, plan_origin), now)
+                caption = (
+                    f"{first.metadata.get('env')} seed {seed}  t {world.time_s:4.1f} s  {scene.ego.speed_mps:4.1f} m/s"
+                )
+                video.add(
+                    scene, frame if frame is not None else self.camera.render(scene), plan_now, self.reasoning, caption
+                )
             scene = world.step(plan, plan_origin=plan_origin, plan_age_s=max(clock_s - plan_stamp_s, 0.0))
             monitor.update(scene, world.time_s)
             driven.append(scene.ego.pose.copy())
@@ -177,6 +197,8 @@ class SimNode(Node):
             if p["real_time_factor"] > 0:
                 time.sleep(max(0.0, wall_start + tick * dt / p["real_time_factor"] - time.monotonic()))
         episode = monitor.result()
+        if video is not None:
+            video.close()
         result = {
             "seed": seed,
             "env": first.metadata.get("env"),
@@ -206,7 +228,15 @@ class SimNode(Node):
             self._plans.clear()
             return plan
 
-    def _publish_tick(self, scene, state: np.ndarray, clock_s: float, with_camera: bool) -> None:
+    def _video(self, seed: int):
+        if not (self.params["video"] and self.params["output_dir"]):
+            return None
+        from ..sim.drive_video import DriveVideo
+
+        return DriveVideo(Path(self.params["output_dir"]) / f"episode_{seed}.mp4", self.camera)
+
+    def _publish_tick(self, scene, state: np.ndarray, clock_s: float, with_camera: bool) -> np.ndarray | None:
+        """Publish one tick's clock, odometry, command and (``with_camera``) image; return the image rendered."""
         from builtin_interfaces.msg import Time
 
         stamp = seconds_to_stamp(clock_s, Time)
@@ -221,6 +251,8 @@ class SimNode(Node):
             image.data = frame.tobytes()
             self.image_pub.publish(image)
             self.info_pub.publish(camera_info_message(self.camera, image.header))
+            return frame
+        return None
 
 
 def camera_info_message(camera: FrontCamera, header) -> CameraInfo:

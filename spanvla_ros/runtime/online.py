@@ -25,7 +25,7 @@ import numpy as np
 from ..inputs import square_image
 from ..observation import ObservationSpec, ego_inputs, frame_picks
 from ..planning import stop_poses
-from ..planning.validator import ValidationResult, ValidatorConfig, validate_trajectory
+from ..planning.validator import ValidationResult, ValidatorConfig, path_headings, validate_trajectory
 from ..scene import DrivingCommand, ego_to_world, interpolate_poses, world_to_ego
 from .pipeline import ReasoningResult, SpanVLARuntime
 
@@ -49,6 +49,8 @@ TIMING_WINDOW = 100_000
 TIMINGS = ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
 #: What a plan that fails validation becomes: published as is, the last valid plan (while it is young enough), a stop.
 INVALID_PLAN_HANDLING = ("publish", "last_valid", "stop")
+#: Where a published plan's headings come from: the direction its positions travel, or the model's own headings.
+PLAN_HEADINGS = ("path", "model")
 
 
 class Level(IntEnum):
@@ -94,6 +96,9 @@ class OnlineConfig:
     max_yaw_rate_radps: float = 2.5
     validator: ValidatorConfig = field(default_factory=ValidatorConfig)
     invalid_plan_handling: str = "last_valid"
+    #: "path": each pose's heading is the direction its positions travel, so a small bias in the model's headings
+    #: cannot turn the car on every replan (it integrates at 10 Hz); "model": the action expert's headings as made.
+    plan_headings: str = "path"
     #: A last valid plan older than this is not republished: a stop trajectory is.
     last_valid_max_age_s: float = 1.0
     #: A stamp this far behind the newest is a clock reset (bag loop, simulator restart): everything restarts.
@@ -117,6 +122,8 @@ class OnlineConfig:
                 f"stop_deceleration_mps2 {self.stop_deceleration_mps2} exceeds the validator's braking limit "
                 f"{braking_limit}: the stop trajectory must pass validation"
             )
+        if self.plan_headings not in PLAN_HEADINGS:
+            raise ValueError(f"plan_headings must be one of {', '.join(PLAN_HEADINGS)}, got {self.plan_headings!r}")
         if self.invalid_plan_handling not in INVALID_PLAN_HANDLING:
             raise ValueError(
                 f"invalid_plan_handling must be one of {', '.join(INVALID_PLAN_HANDLING)}, "
@@ -543,13 +550,15 @@ class OnlinePlanner:
                 return self._stop(now_s, start, f"the newest reasoning is {age:.1f} s old")
             stamp, pose, speed, _, history = self._ego_now()
             try:
-                poses = np.asarray(self.runtime.plan(self._reasoning, history), dtype=np.float64)
+                poses = np.array(self.runtime.plan(self._reasoning, history), dtype=np.float64)  # ours to edit
             except Exception as exc:  # a backend failure must still end in a safe plan
                 return self._stop(now_s, start, f"the action expert failed: {exc}")
             if poses.shape != (self.num_poses, 3) or not np.isfinite(poses).all():
                 return self._stop(now_s, start, "the action expert returned a non-finite trajectory")
             if np.abs(poses[:, :2]).max() > cfg.max_plan_extent_m:
                 return self._stop(now_s, start, f"the plan leaves the {cfg.max_plan_extent_m:.0f} m plausibility box")
+            if cfg.plan_headings == "path":
+                poses[:, 2] = path_headings(poses, cfg.validator.min_segment_m)
             validation = validate_trajectory(poses, self.dt_s, speed, cfg.validator)
             out = PlanOutput(
                 stamp, poses, self.dt_s, pose, self._odom_frame, False, "", self._reasoning.text, age,

@@ -38,6 +38,11 @@ class CameraConfig:
     far_m: float = 120.0
     frame_id: str = "front_camera_optical"
     vehicle_height_m: float = 1.5
+    #: The scene's palette (RGB); domain randomisation varies it per episode.
+    sky: tuple[int, int, int] = SKY
+    grass: tuple[int, int, int] = GRASS
+    asphalt: tuple[int, int, int] = ASPHALT
+    marking: tuple[int, int, int] = MARKING
 
 
 @dataclass(frozen=True)
@@ -83,17 +88,17 @@ class FrontCamera:
         cfg = self.config
         image = np.empty((cfg.height, cfg.width, 3), np.uint8)
         horizon = int(np.clip(cfg.height / 2 - self._fx * np.tan(np.deg2rad(cfg.pitch_deg)), 0, cfg.height))
-        image[:horizon] = SKY
-        image[horizon:] = GRASS
+        image[:horizon] = cfg.sky
+        image[horizon:] = cfg.grass
         view = self._view_polygon(scene)
         road = scene.map.drivable_area.intersection(view)
         for polygon in _polygons(road):
-            self._fill_ground(image, np.asarray(polygon.exterior.coords), ASPHALT, scene)
+            self._fill_ground(image, np.asarray(polygon.exterior.coords), cfg.asphalt, scene)
             for hole in polygon.interiors:
-                self._fill_ground(image, np.asarray(hole.coords), GRASS, scene)
+                self._fill_ground(image, np.asarray(hole.coords), cfg.grass, scene)
         self._draw_markings(image, scene, view)
         for polygon in _polygons(road):
-            self._draw_ground_line(image, np.asarray(polygon.exterior.coords), scene, MARKING, 2)
+            self._draw_ground_line(image, np.asarray(polygon.exterior.coords), scene, cfg.marking, 2)
         self._draw_boxes(image, scene)
         return image
 
@@ -121,6 +126,12 @@ class FrontCamera:
     ) -> tuple[np.ndarray, np.ndarray]:
         """World points ``[N, 2]`` at ``heights`` → pixels ``[N, 2]`` and depth ``[N]`` (camera z)."""
         local = world_to_ego(np.column_stack([points_world, np.zeros(len(points_world))]), scene.ego.pose)
+        return self.project_ego(local[:, :2], heights)
+
+    def project_ego(self, points_ego: np.ndarray, heights: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Ego-frame points ``[N, 2]`` (rear axle, REP-103) at ``heights`` → pixels ``[N, 2]`` and depth ``[N]``;
+        points with depth ≤ 0 are behind the camera."""
+        local = np.asarray(points_ego, dtype=np.float64).reshape(-1, 2)
         dx = local[:, 0] - self.config.mount_x_m
         dy = local[:, 1]
         dz = np.asarray(heights, dtype=np.float64) - self.config.mount_height_m
@@ -161,7 +172,7 @@ class FrontCamera:
                 dash = (arc % 9.0) < 3.0
                 for run in _runs(dash):
                     if len(run) >= 2:
-                        self._draw_ground_line(image, coords[run], scene, MARKING, 1)
+                        self._draw_ground_line(image, coords[run], scene, self.config.marking, 1)
 
     def _draw_boxes(self, image: np.ndarray, scene: Scene) -> None:
         """Vehicles and traffic lights as shaded boxes, farthest first."""

@@ -29,6 +29,8 @@ class ClosedLoopConfig:
     replan_every_ticks: int = 1
     achievable_fraction: float = 0.75
     max_reference_speed_mps: float = 25.0
+    #: The camera's look for sensor-based planners: the renderer's (default) or a held-out one.
+    camera_style: str = "default"
 
 
 def run_episode(
@@ -46,7 +48,8 @@ def run_episode(
     monitor = episode_monitor(scene, config)
     path = [scene.ego.pose.copy()]
     plan, plan_tick, origin, tick = None, 0, None, 0
-    frames = _CameraFrames(planner, world.config.dt_s) if getattr(planner, "needs_camera", False) else None
+    needs_camera = getattr(planner, "needs_camera", False)
+    frames = _CameraFrames(planner, world.config.dt_s, config.camera_style, seed) if needs_camera else None
     while not world.done:
         if frames is not None:
             scene = frames.attach(scene)
@@ -103,23 +106,27 @@ class _CameraFrames:
     """Renders the front camera every tick and attaches the frame history the planner's artefact reads (oldest
     first)."""
 
-    def __init__(self, planner: Planner, dt_s: float) -> None:
+    def __init__(self, planner: Planner, dt_s: float, style_name: str = "default", seed: int = 0) -> None:
         from collections import deque
 
         from ..observation import ObservationSpec
         from .camera import CameraConfig, FrontCamera
+        from .camera_style import camera_style
 
         meta = planner.runtime.meta
         spec = ObservationSpec.from_meta(meta)
         self.count = spec.frames_per_camera
         self.stride = int(round(spec.frame_dt_s / dt_s))
-        self.camera = FrontCamera(CameraConfig(width=meta["image_size"], height=meta["image_size"]))
+        self.rng = np.random.default_rng([seed, 1])
+        self.style = camera_style(style_name, self.rng)
+        size = meta["image_size"]
+        self.camera = FrontCamera(self.style.camera_config(CameraConfig(width=size, height=size)))
         self.buffer = deque(maxlen=self.stride * (self.count - 1) + 1)
 
     def attach(self, scene: Scene) -> Scene:
         import dataclasses
 
-        self.buffer.append(self.camera.render(scene))
+        self.buffer.append(self.style.apply(self.camera.render(scene), self.rng))
         picks = [max(len(self.buffer) - 1 - k * self.stride, 0) for k in range(self.count - 1, -1, -1)]
         frames = np.stack([self.buffer[i] for i in picks])
         return dataclasses.replace(scene, metadata={**scene.metadata, "camera_frames": frames})
@@ -148,6 +155,13 @@ def evaluate_closed_loop(
         if plots_dir is not None:
             plot_episode(first, path, result, Path(plots_dir) / f"episode_{episode_seed}.png")
     summary = aggregate_episodes(results)
+    keys = ("episodes", "driving_score", "route_completion", "collision_rate", "off_road_rate", "failures")
+    by_env: dict[str, list[EpisodeResult]] = {}
+    for result, row in zip(results, rows, strict=True):
+        by_env.setdefault(row["env"], []).append(result)
+    summary["by_env"] = {
+        env: {k: v for k, v in aggregate_episodes(group).items() if k in keys} for env, group in sorted(by_env.items())
+    }
     summary.update({"planner": planner.name, "seed": seed, "duration_s": config.duration_s})
     # What planner_node's validator (default limits) would have rejected of these plans.
     summary["validation"] = {**totals, "rejection_rate": totals["validator_rejections"] / max(totals["plans"], 1)}

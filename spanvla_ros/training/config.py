@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import config_from_dict, load_config
+from ..data.generate import GenerationConfig
 from ..model.expert import ActionExpertConfig
 from ..model.vlm import VLMConfig
 from .rewards import RewardConfig
@@ -14,13 +15,15 @@ from .rewards import RewardConfig
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The training dataset: generated into ``dir`` from ``episodes`` seeded episodes unless it already exists."""
+    """The training dataset: generated into ``dir`` from ``episodes`` seeded episodes with ``generation`` unless it
+    already exists (then it must have been made from the same seeds and generation config)."""
 
     dir: str = "runs/train/data"
     episodes: int = 120
     seed: int = 0
     workers: int = 2
     validation_fraction: float = 0.1
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class GRPOConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     trajectory_source: str = "flow"  # "flow" (the deployed bridge) or "action_tokens"
+    #: Flow-GRPO: each group member's plan is sampled with this much SDE noise (normalised units per √τ) and the
+    #: action expert learns from its per-step log-probabilities; 0 = the deterministic flow (only the reasoning
+    #: differs within a group, and the plans barely do).
+    flow_noise_std: float = 0.1
     mix_warmup: float = 0.25
     mix_positive: float = 0.25
     mix_negative: float = 0.375

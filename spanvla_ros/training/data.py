@@ -3,6 +3,7 @@ tokenizer and action codebook fitted on the training split."""
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,44 @@ from ..model.spanvla import Observation
 from ..model.tokenizer import train_tokenizer
 from .config import DataConfig, ModelConfig
 
+log = logging.getLogger(__name__)
+
 
 def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader:
-    """Open the dataset at ``config.dir`` (hashes checked), generating it first when the directory does not exist."""
-    root = Path(config.dir)
-    if not root.exists():
-        from ..data.generate import generate_dataset
+    """Open the dataset at ``config.dir`` (hashes checked), generating it first when the directory does not exist or
+    holds an interrupted generation. A finished dataset made from other seeds or another generation config is an
+    error, not something to train on silently."""
+    import json
+    import shutil
 
-        generate_dataset(root, episodes=config.episodes, seed=config.seed, workers=config.workers, progress=progress)
-    read_manifest(root)  # hash check before any training starts
+    from ..config import config_to_dict
+    from ..data.dataset import INCOMPLETE
+    from ..data.generate import generate_dataset
+
+    root = Path(config.dir)
+    if (root / INCOMPLETE).exists():
+        log.warning("%s: an interrupted generation; generating it again", root)
+        shutil.rmtree(root)
+    if not root.exists():
+        generate_dataset(
+            root,
+            episodes=config.episodes,
+            seed=config.seed,
+            workers=config.workers,
+            config=config.generation,
+            progress=progress,
+        )
+    manifest = read_manifest(root)  # hash check before any training starts
+    wanted = {
+        "seeds": list(range(config.seed, config.seed + config.episodes)),
+        "config": json.loads(json.dumps(config_to_dict(config.generation))),
+    }
+    for key, value in wanted.items():
+        if manifest.get(key) != value:
+            raise DatasetError(
+                f"{root} was generated with other {key} than this recipe's; delete it (it is regenerated) "
+                "or point data.dir elsewhere"
+            )
     reader = SampleReader(root, verify=False)
     if len(reader) == 0:
         raise DatasetError(f"{root} holds no samples")

@@ -10,6 +10,7 @@ the frozen SFT policy (the same network with the LoRA adapters disabled).
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 
 from ..data.reasoning import Decision, decision_consistency
 from ..eval import METRIC_NAMES, score_trajectory
+from ..model.flow import sde_log_prob
 from ..model.spanvla import SpanVLA
 from ..scene import scene_from_dict
 from ..text_format import FAST_MODE_TEXT
@@ -123,10 +125,15 @@ def rollout(model: SpanVLA, sample: dict[str, Any], config: TrainConfig, generat
     stop = {model.action_marker_id, model.tokenizer.eos_token_id}
     if generated[-1] != model.action_marker_id:
         past = model._forward(torch.tensor([[model.action_marker_id]]), past=past).past_key_values
+    flow_path, kv = None, None
     if cfg.trajectory_source == "flow":
         kv = [(layer.keys, layer.values) for layer in past.layers]
         history = torch.tensor(obs.history_ego, dtype=torch.float32)[None]
-        trajectory = model.flow_sample(kv, history)[0].numpy()
+        if cfg.flow_noise_std > 0:
+            poses, flow_path = model.flow_sample_sde(kv, history, cfg.flow_noise_std, generator=generator)
+            trajectory = poses[0].numpy()
+        else:
+            trajectory = model.flow_sample(kv, history)[0].numpy()
     else:
         trajectory = model.decode_actions(past, config.model.expert.num_poses)
     text = model.tokenizer.decode([t for t in generated if t not in stop], skip_special_tokens=False)
@@ -156,7 +163,28 @@ def rollout(model: SpanVLA, sample: dict[str, Any], config: TrainConfig, generat
         "negative": negative,
         "recovery": recovery,
         "cot": cot,
+        "flow_path": flow_path,
+        "kv": kv if flow_path is not None else None,
     }
+
+
+def flow_terms(
+    model: SpanVLA, reference_expert, sample: dict[str, Any], member: dict[str, Any], noise_std: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The action expert's share of a member's policy gradient: the log-probability of its sampled flow path (per
+    coordinate and step) under the current expert, and the KL of the current expert's step distributions to the
+    frozen SFT expert's (Gaussians of equal variance: the squared distance of their means)."""
+    history = torch.tensor(observation(sample).history_ego, dtype=torch.float32)[None]
+    path, kv = member["flow_path"], member["kv"]
+    log_prob, means = model.flow_path_log_prob(kv, history, path, noise_std)
+    with torch.no_grad():
+        history_n = history / model.pose_scale
+        reference = lambda a, tau: reference_expert(a, tau, history_n, kv, None)  # noqa: E731
+        _, reference_means = sde_log_prob(reference, path, noise_std)
+    variance = noise_std**2 / (path.shape[1] - 1)
+    elements = means[0].numel()
+    kl = ((means - reference_means) ** 2).sum() / (2.0 * variance) / elements
+    return log_prob[0] / elements, kl
 
 
 def sequence_logprobs(model: SpanVLA, sample: dict[str, Any], tokens: list[int]) -> torch.Tensor:
@@ -184,6 +212,11 @@ def grpo(config: TrainConfig, *, init: str | Path, resume: bool = False, progres
     }
     model = SpanVLA.load(init)
     add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+    train_expert = cfg.trajectory_source == "flow" and cfg.flow_noise_std > 0
+    reference_expert = None
+    if train_expert:
+        reference_expert = copy.deepcopy(model.expert).eval().requires_grad_(False)
+        model.expert.requires_grad_(True)
     optimizer, scheduler = make_optimizer(model.parameters(), cfg.optim)
     resuming = resume and can_resume(checkpoint)
     start = 0
@@ -212,7 +245,12 @@ def grpo(config: TrainConfig, *, init: str | Path, resume: bool = False, progres
                 set_adapters(model, True)
             delta = reference - logp
             kl = (torch.exp(delta) - delta - 1.0).mean()  # k3 estimator of KL(π‖π_ref)
-            losses.append(-float(advantage) * logp.mean() + cfg.kl_weight * kl)
+            objective = logp.mean()
+            if train_expert:
+                flow_logp, flow_kl = flow_terms(model, reference_expert, sample, member, cfg.flow_noise_std)
+                objective = objective + flow_logp
+                kl = kl + flow_kl
+            losses.append(-float(advantage) * objective + cfg.kl_weight * kl)
             kls.append(kl.item())
         loss = torch.stack(losses).mean()
         loss.backward()
@@ -228,6 +266,7 @@ def grpo(config: TrainConfig, *, init: str | Path, resume: bool = False, progres
         for metric in METRIC_NAMES:
             scalars[f"grpo/pass_{metric}"] = float(np.mean([g["scores"][metric] >= 1.0 for g in group]))
         scalars["grpo/pdms"] = float(np.mean([g["scores"]["pdms"] for g in group]))
+        scalars["grpo/pdms_std"] = float(np.std([g["scores"]["pdms"] for g in group]))
         history.append(scalars)
         logger.step(step + 1, scalars, cfg.group_size)
         if env.is_main and ((step + 1) % cfg.optim.checkpoint_every == 0 or step + 1 == cfg.optim.steps):
@@ -241,7 +280,10 @@ def _save(model: SpanVLA, checkpoint: Path, optimizer, scheduler, step: int) -> 
     from safetensors.torch import save_file
 
     merged_copy(model).save(checkpoint)
-    adapters = {k: v.detach().contiguous() for k, v in model.state_dict().items() if "lora_" in k}
+    # What GRPO trains: the LoRA adapters and (Flow-GRPO) the action expert; a resume restores both.
+    adapters = {
+        k: v.detach().contiguous() for k, v in model.state_dict().items() if "lora_" in k or k.startswith("expert.")
+    }
     directory = trainer_dir(checkpoint)
     save_trainer_state(directory, optimizer, scheduler, step)
     save_file(adapters, str(directory / "lora.safetensors"))

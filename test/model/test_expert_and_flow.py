@@ -115,3 +115,24 @@ def test_codebook_round_trips_within_its_quantisation_error(tmp_path):
     np.testing.assert_array_equal(loaded.centers, codebook.centers)
     with pytest.raises(ActionTokenError, match="in \\[0, 128\\)"):
         codebook.decode(np.array([0, 999]))
+
+
+def test_the_sde_sampler_spreads_plans_and_scores_its_own_steps():
+    from spanvla_ros.model.flow import euler_integrate, sde_integrate, sde_log_prob
+
+    drift = torch.tensor([1.0, -0.5, 0.1])
+    velocity = lambda a, tau: drift.expand_as(a)  # noqa: E731
+    start = torch.zeros(4, 10, 3)
+    path = sde_integrate(velocity, start, 5, noise_std=0.2, generator=torch.Generator().manual_seed(3))
+    assert path.shape == (4, 6, 10, 3)
+    assert path[:, -1].std(dim=0).mean() > 0.05  # the members of a group differ
+    # The noise is what the path's log-probability measures: -Σε²/2 per member, from the same draws.
+    generator = torch.Generator().manual_seed(3)
+    noise = torch.stack([torch.randn(4, 10, 3, generator=generator) for _ in range(5)], dim=1)
+    log_prob, means = sde_log_prob(velocity, path, 0.2)
+    torch.testing.assert_close(log_prob, -0.5 * (noise**2).sum(dim=(1, 2, 3)), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(means, path[:, :-1] + 0.2 * drift)
+    # Without noise it is the Euler flow.
+    torch.testing.assert_close(
+        sde_integrate(velocity, start, 5, noise_std=0.0)[:, -1], euler_integrate(velocity, start, 5)
+    )

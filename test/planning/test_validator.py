@@ -3,11 +3,11 @@ and the stop trajectory always passes (property-based)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from spanvla_ros.planning import stop_poses
-from spanvla_ros.planning.validator import CHECKS, ValidatorConfig, validate_trajectory
+from spanvla_ros.planning.validator import CHECKS, ValidatorConfig, path_headings, validate_trajectory
 
 DT = 0.5
 T = np.arange(1, 11) * DT
@@ -41,6 +41,8 @@ def test_every_check_is_reported_with_value_and_limit():
     curvature=st.floats(-0.01, 0.01),
 )
 def test_smooth_driveable_plans_pass(speed, accel, curvature):
+    top_speed = speed + max(accel, 0.0) * T[-1]
+    assume(top_speed**2 * abs(curvature) < 9.0)  # within the lateral acceleration a car can take
     assert failed(cruise(speed, accel, curvature), speed) == set()
 
 
@@ -73,6 +75,7 @@ def test_any_input_gets_an_answer_and_non_finite_plans_fail(poses, speed):
         (cruise(10.0) * [[-1, 1, 1]], 10.0, "backward_motion"),  # drives backwards while the ego goes forward
         (cruise(8.0) - [[8.0, 0.0, 0.0]], 8.0, "first_pose_deviation"),  # starts 8 m behind the ego
         (cruise(10.0) + [[0.0, 0.0, 1.2]], 10.0, "first_heading_deviation"),
+        (cruise(10.0) + [[0.0, 0.0, 0.5]], 10.0, "heading_consistency"),  # poses point off the way they travel
         (cruise(30.0), 10.0, "velocity_deviation"),
         (cruise(90.0), 90.0, "point_interval"),
         (cruise(20.0, accel=-20.0), 20.0, "deceleration"),
@@ -101,3 +104,19 @@ def test_a_standing_car_with_jitter_passes():
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="max_curvature_1pm"):
         ValidatorConfig(max_curvature_1pm=0.0)
+
+
+@pytest.mark.parametrize("curvature", [-0.05, 0.0, 0.02, 0.1])
+def test_path_headings_are_the_tangent_of_the_plan(curvature):
+    plan = cruise(12.0, curvature=curvature)
+    biased = plan + [[0.0, 0.0, 0.03]]  # the model's headings off by a small bias, its positions right
+    gap = np.angle(np.exp(1j * (path_headings(biased) - plan[:, 2])))  # the arc may turn past pi
+    np.testing.assert_allclose(gap, 0.0, atol=2e-3)
+
+
+def test_path_headings_keep_the_model_heading_where_the_car_stands():
+    standing = np.column_stack([np.zeros(10), np.zeros(10), np.full(10, 0.2)])
+    np.testing.assert_allclose(path_headings(standing), 0.2)
+    stopping = cruise(4.0, accel=-4.0) + [[0.0, 0.0, 0.1]]  # stops after 2 m: the rest stands still
+    headings = path_headings(stopping)
+    assert abs(headings[0]) < 1e-9 and np.allclose(headings[-3:], 0.1)

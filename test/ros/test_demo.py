@@ -27,6 +27,15 @@ def test_demo_drives_a_closed_loop_episode_and_reports_it(tmp_path, capsys):
     latency = report["planning_latency_ms"]
     assert latency["n"] >= 36 and 0 < latency["p50"] <= latency["p99"]
     assert (out / "episodes" / "episode_1.png").stat().st_size > 10_000
+    # The episode's video: one frame per tick, with the reasoning the planner published drawn under the view.
+    import cv2
+
+    assert report["videos"] == [str(out / "episodes" / "episode_1.mp4")]
+    capture = cv2.VideoCapture(report["videos"][0])
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 40
     validation = report["validation"]  # the planner's own counters, read back from the bag
     assert validation["plans"] >= 36 and 0 <= validation["validator_rejections"] <= validation["plans"]
     with AnyReader([out / "bag"]) as reader:

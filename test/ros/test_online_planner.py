@@ -165,6 +165,41 @@ class ShiftedPlans:
         return poses
 
 
+class BiasedHeadings:
+    """The real runtime, its plans' headings turned by ``bias_rad`` (the positions unchanged)."""
+
+    def __init__(self, runtime, bias_rad):
+        self.runtime, self.bias_rad, self.meta, self.last = runtime, bias_rad, runtime.meta, None
+
+    def reason(self, *args, **kwargs):
+        return self.runtime.reason(*args, **kwargs)
+
+    def plan(self, reasoning, history):
+        self.last = np.array(self.runtime.plan(reasoning, history)) + [0.0, 0.0, self.bias_rad]
+        return self.last.copy()
+
+
+@pytest.mark.parametrize("headings", ["path", "model"])
+def test_published_headings_follow_the_plan_positions_or_the_model_as_configured(runtime, headings):
+    from spanvla_ros.planning.validator import path_headings
+
+    biased = BiasedHeadings(runtime, 0.05)
+    planner = OnlinePlanner(biased, [CAMERA], OnlineConfig(plan_headings=headings))
+    drive(planner, 0.0, 2.0)
+    assert reason(planner, 2.0)
+    plan = planner.plan(2.0)
+    assert not plan.safe_stop
+    np.testing.assert_allclose(plan.poses_ego[:, :2], biased.last[:, :2])  # positions are the model's either way
+    if headings == "path":
+        np.testing.assert_allclose(plan.poses_ego[:, 2], path_headings(biased.last))
+        # The model drives straight on here: the bias is gone from what is published.
+        assert np.abs(plan.poses_ego[:, 2]).max() < np.abs(biased.last[:, 2]).max() - 0.02
+    else:
+        np.testing.assert_allclose(plan.poses_ego[:, 2], biased.last[:, 2])
+    with pytest.raises(ValueError, match="plan_headings"):
+        OnlineConfig(plan_headings="compass")
+
+
 def planning_at(planner, times):
     outputs = []
     for t in times:

@@ -29,7 +29,13 @@ from spanvla_ros.training.rewards import (
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "seed": 0,
-    "data": {"episodes": 2, "seed": 3, "workers": 1, "validation_fraction": 0.3},
+    "data": {
+        "episodes": 2,
+        "seed": 3,
+        "workers": 1,
+        "validation_fraction": 0.3,
+        "generation": {"episode_s": 7.0, "warmup_s": 1.0, "envs": ["highway", "two-way"], "flaw_probability": 1.0},
+    },
     "model": {
         "vlm": {
             "hidden_size": 64,
@@ -65,10 +71,11 @@ def write_config(tmp: Path, data_dir: Path, **overrides) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    from spanvla_ros.config import config_from_dict
     from spanvla_ros.data.generate import GenerationConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("train_data") / "data"
-    config = GenerationConfig(episode_s=7.0, warmup_s=1.0, envs=("highway", "two-way"), flaw_probability=1.0)
+    config = config_from_dict(GenerationConfig, TINY["data"]["generation"])
     generate_dataset(out, episodes=2, seed=3, config=config, progress=False)
     return out
 
@@ -159,6 +166,42 @@ def test_grpo_step_lowers_its_surrogate_on_a_fixed_group(stage1):
         assert surrogate().item() < before.item()
 
 
+def test_flow_grpo_samples_differing_plans_and_its_step_favours_the_better_one(stage1):
+    import copy
+
+    from spanvla_ros.training.data import SampleReader
+    from spanvla_ros.training.grpo import add_lora, flow_terms, rollout
+
+    checkpoint, config = stage1
+    model = SpanVLA.load(checkpoint)
+    add_lora(model, 4, 8)
+    assert config.grpo.flow_noise_std > 0  # the default samples the flow stochastically
+    reader = SampleReader(config.data.dir)
+    sample = next(reader[i] for i in range(len(reader)) if reader[i]["scene"])
+    generator = torch.Generator().manual_seed(0)
+    group = [rollout(model.eval(), sample, config, generator) for _ in range(4)]
+    plans = np.stack([g["flow_path"][0, -1].numpy() for g in group])
+    assert plans.std(axis=0).mean() > 1e-3  # a group's plans differ, so their rewards can
+    reference = copy.deepcopy(model.expert).requires_grad_(False)
+    model.expert.requires_grad_(True)
+    optimizer = torch.optim.SGD(model.expert.parameters(), lr=0.05)
+    advantages = [1.0, -1.0 / 3, -1.0 / 3, -1.0 / 3]
+    noise = config.grpo.flow_noise_std
+
+    def surrogate():
+        terms = [flow_terms(model, reference, sample, g, noise) for g in group]
+        return torch.stack([-a * logp for (logp, _), a in zip(terms, advantages, strict=True)]).sum(), terms
+
+    before, terms = surrogate()
+    assert all(kl.item() == pytest.approx(0.0, abs=1e-9) for _, kl in terms)  # no step yet: the expert is the SFT one
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after, terms = surrogate()
+    assert after.item() < before.item()
+    assert all(kl.item() > 0 for _, kl in terms)
+
+
 def test_stage2_leaves_the_vlm_bit_identical(stage1, tmp_path):
     from spanvla_ros.training.sft import sft_bridge
 
@@ -247,4 +290,10 @@ def test_bad_inputs_stop_before_training(dataset, tmp_path):
     (empty / "manifest.json").write_text(json.dumps({"format": "spanvla-dataset", "shards": [], "counts": {}}))
     with pytest.raises(DatasetError, match="empty"):
         sft_vlm(load_train_config(write_config(tmp_path, empty)), progress=False)
+    # A dataset made from another recipe (a stale one is how a checkpoint went stale) is refused, not trained on.
+    other = write_config(tmp_path, dataset, data={"generation": {**TINY["data"]["generation"], "episode_s": 8.0}})
+    with pytest.raises(DatasetError, match="other config"):
+        sft_vlm(load_train_config(other), progress=False)
+    with pytest.raises(DatasetError, match="other seeds"):
+        sft_vlm(load_train_config(write_config(tmp_path, dataset, data={"seed": 4})), progress=False)
     assert not (tmp_path / "out" / "sft_vlm" / "checkpoint").exists()
