@@ -154,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated scene kinds (default: highway,merge,roundabout,intersection,two-way,exit)",
     )
     generate.set_defaults(handler=_data_generate)
+    dagger = data_commands.add_parser(
+        "dagger",
+        help="DAgger: drive a checkpoint in the embedded world and label the states it reaches with the expert",
+        description="Each episode: after the warm-up the checkpoint drives through the node's planning core; every "
+        "0.5 s the state it reached becomes a recovery sample with the expert's plan as target (its own path as the "
+        "negative when the scorer marks it down); when it leaves the road the expert takes over and its correction "
+        "adds recovery samples. Train on it with data.extra_dirs.",
+    )
+    dagger.add_argument("--checkpoint", default="model:default", help="the planner that drives (model:CKPT)")
+    dagger.add_argument("--out", type=Path, required=True, help="new dataset directory")
+    dagger.add_argument("--episodes", type=int, required=True)
+    dagger.add_argument("--seed", type=int, default=50_000, help="first episode seed (below the held-out range)")
+    dagger.add_argument("--workers", type=int, default=1, help="parallel processes")
+    dagger.set_defaults(handler=_data_dagger)
     from_bag = data_commands.add_parser("from-bag", help="turn a ROS 2 bag (camera + odometry) into a dataset")
     from_bag.add_argument("bag", type=Path, help="bag directory or file (sqlite3 or MCAP)")
     from_bag.add_argument("--out", type=Path, required=True)
@@ -469,6 +483,21 @@ def _data_generate(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
+    return 0
+
+
+def _data_dagger(args: argparse.Namespace) -> int:
+    import functools
+
+    from .data.generate import generate_dataset
+    from .runtime.planner import DeployedPlanner
+
+    if not args.checkpoint.startswith("model:"):
+        raise ValueError("--checkpoint must name a model (model:default or model:PATH)")
+    learner = functools.partial(DeployedPlanner.from_name, _model_path(args.checkpoint))
+    result = generate_dataset(args.out, episodes=args.episodes, seed=args.seed, workers=args.workers, learner=learner)
+    (args.out / "dagger.json").write_text(json.dumps({"checkpoint": _model_path(args.checkpoint)}, indent=2) + "\n")
+    print(json.dumps({"out": str(args.out), "counts": result["counts"], "seconds": round(result["seconds"], 1)}))
     return 0
 
 

@@ -215,6 +215,47 @@ class SampleReader:
         return self._cached[1]
 
 
+class ConcatReader:
+    """Several datasets read as one (a base dataset and its DAgger rounds): indices run through them in order; the
+    manifest's counts are their sums."""
+
+    def __init__(self, readers: list[SampleReader]) -> None:
+        if not readers:
+            raise DatasetError("no datasets to read")
+        self.readers = readers
+        self._starts = np.cumsum([0] + [len(r) for r in readers])
+        counts: dict[str, Any] = {"total": 0, "positive": 0, "negative": 0, "recovery": 0, "by_env": {}}
+        for reader in readers:
+            for key, value in reader.manifest["counts"].items():
+                if key == "by_env":
+                    for env, n in value.items():
+                        counts["by_env"][env] = counts["by_env"].get(env, 0) + n
+                else:
+                    counts[key] = counts.get(key, 0) + value
+        self.manifest = {**readers[0].manifest, "counts": counts, "parts": [str(r.root) for r in readers]}
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, index: int) -> tuple[SampleReader, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        part = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.readers[part], index - int(self._starts[part])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        reader, local = self._locate(index)
+        return reader[local]
+
+    def metadata(self, index: int) -> dict[str, Any]:
+        reader, local = self._locate(index)
+        return reader.metadata(local)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for reader in self.readers:
+            yield from reader
+
+
 def torch_dataset(dataset_dir: str | Path, *, verify: bool = True):
     """A ``torch.utils.data.Dataset`` over the samples (arrays as tensors, text and metadata as is)."""
     import torch

@@ -10,7 +10,7 @@ logged ones (non-reactive replay, as NAVSIM's metric cache).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..eval import score_trajectory
 from ..observation import ObservationSpec
-from ..scene import Scene, Trajectory, scene_to_dict, world_to_ego
+from ..scene import Scene, Trajectory, box_corners, scene_to_dict, world_to_ego
 from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.camera_style import camera_style
@@ -74,8 +74,18 @@ class GenerationConfig:
         return ObservationSpec(self.history_len, self.history_dt_s, self.camera_history, self.camera_dt_s)
 
 
-def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -> list[Sample]:
-    """Drive one seeded episode and return its samples (deterministic for a seed)."""
+#: DAgger: the learned planner drives (see ``generate_episode(learner=...)``).
+LEARNER = "learner"
+LEARNER_LABEL = "drives by the learned planner and leaves the expert's path"
+
+
+def generate_episode(seed: int, config: GenerationConfig = GenerationConfig(), learner=None) -> list[Sample]:
+    """Drive one seeded episode and return its samples (deterministic for a seed).
+
+    With ``learner`` (a :class:`~spanvla_ros.planning.Planner` that reads the camera), a DAgger episode: after the
+    warm-up the learner drives, and every ``negative_every_s`` the state it reached is labelled with the expert's plan
+    (a recovery sample; its own driven path is the negative when the scorer marks it down). When it leaves the road
+    the expert takes over and its correction gives recovery samples as after a flaw."""
     rng = np.random.default_rng(seed)
     env = config.envs[seed % len(config.envs)]
     world = HighwayWorld(
@@ -103,6 +113,9 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
     camera_stride = int(round(config.camera_dt_s / dt))
     negative_stride = max(int(round(config.negative_every_s / dt)), camera_stride)
     recovery_ticks = int(round(config.recovery_window_s / dt))
+    if learner is not None:
+        flaw, injection, injection_tick = LEARNER, None, -1
+        flaw_start, flaw_end = int(round(config.warmup_s / dt)) + camera_stride, ticks + 1
     # Event ticks fall on camera ticks so every sample has its frame history.
     flaw_start, flaw_end, injection_tick = (
         (t // camera_stride) * camera_stride if t >= 0 else t for t in (flaw_start, flaw_end, injection_tick)
@@ -132,25 +145,34 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
                 pending.append(
                     {
                         "tick": tick,
-                        "kind": NEGATIVE,
+                        "kind": RECOVERY if flaw == LEARNER else NEGATIVE,
                         "scene": scene,
                         "expert_plan": expert.plan(scene).poses,
-                        "label": FLAWS[flaw],
+                        "label": LEARNER_LABEL if flaw == LEARNER else FLAWS[flaw],
                     }
                 )
             elif recovering:
-                label = f"the ego {FLAWS[flaw]}" if flaw is not None else f"the ego {INJECTIONS[injection]}"
+                flaw_text = LEARNER_LABEL if flaw == LEARNER else FLAWS.get(flaw, "")
+                label = f"the ego {flaw_text}" if flaw is not None else f"the ego {INJECTIONS[injection]}"
                 pending.append({"tick": tick, "kind": RECOVERY, "scene": scene, "label": label})
             elif not in_flaw and tick % sample_stride == 0 and tick % camera_stride == 0:
                 pending.append({"tick": tick, "kind": POSITIVE, "scene": scene})
         # The expert replans every few ticks (the world follows the aging plan in between); a flaw replans every tick.
-        if in_flaw:
+        if in_flaw and flaw == LEARNER:
+            seen = [frames[t] for t in sorted(frames)[-config.camera_history :]]
+            seen = [seen[0]] * (config.camera_history - len(seen)) + seen
+            metadata = {**scene.metadata, "camera_frames": np.stack(seen), "time_s": tick * dt}
+            plan, plan_tick, plan_origin = learner.plan(dataclasses.replace(scene, metadata=metadata)), tick, None
+        elif in_flaw:
             plan, plan_tick, plan_origin = Trajectory(_flawed_plan(flaw, scene, flaw_side, config)), tick, None
         elif plan is None or tick == flaw_end or tick - plan_tick >= config.replan_every_ticks:
             plan, plan_tick, plan_origin = expert.plan(scene), tick, None
         if plan_origin is None:
             plan_origin = world.ego_state[:3]
         scene = world.step(plan, plan_origin=plan_origin, plan_age_s=(tick - plan_tick) * dt)
+        if in_flaw and flaw == LEARNER and not _on_road(scene):
+            # The learner left the road: the expert takes over from the next camera tick (its correction follows).
+            flaw_end = (tick // camera_stride + 1) * camera_stride
 
     samples = []
     for item in pending:
@@ -158,6 +180,14 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig()) -
         if sample is not None:
             samples.append(sample)
     return samples
+
+
+def _on_road(scene: Scene) -> bool:
+    import shapely
+
+    dims = scene.ego.dimensions
+    corners = box_corners(np.asarray(scene.ego.pose)[None], dims.length_m, dims.width_m, dims.rear_axle_to_center_m)
+    return bool(shapely.intersects_xy(scene.map.drivable_area, corners[0, :, 0], corners[0, :, 1]).all())
 
 
 def _flawed_plan(flaw: str, scene: Scene, side: float, config: GenerationConfig) -> np.ndarray:
@@ -209,12 +239,12 @@ def _make_sample(item: dict[str, Any], ego_log, agent_log, frames, world, seed, 
     origin = ego_log[tick][:3]
     driven = world_to_ego(np.array([ego_log[t][:3] for t in future_ticks]), origin)
     scoring_scene = _with_logged_futures(base, agent_log, tick, world.config.horizon_steps)
-    if item["kind"] == NEGATIVE:
+    if "expert_plan" in item:  # a flaw's or the learner's state, labelled with the expert's plan
         target, negatives = np.asarray(item["expert_plan"]), [driven]
     else:
         target, negatives = driven, []
     # What the ego drove next is the log NAVSIM's human filter reads; a flaw the generator injected is no such log.
-    human = None if item["kind"] == NEGATIVE else driven
+    human = None if "expert_plan" in item else driven
     scoring_scene = dataclasses.replace(scoring_scene, reference_poses_ego=target, human_poses_ego=human)
     negative_scores, labels = [], []
     if negatives:
@@ -278,9 +308,11 @@ def generate_dataset(
     workers: int = 1,
     config: GenerationConfig = GenerationConfig(),
     progress: bool = True,
+    learner: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Generate ``episodes`` episodes (seeds ``seed .. seed + episodes - 1``) with ``workers`` processes and write
-    the dataset; returns the manifest plus ``samples_per_s`` and ``seconds``."""
+    the dataset; returns the manifest plus ``samples_per_s`` and ``seconds``. ``learner``: a picklable factory of the
+    planner that drives DAgger episodes (built once per process)."""
     import multiprocessing
     import time
 
@@ -298,12 +330,12 @@ def generate_dataset(
     def samples() -> Iterator[Sample]:
         nonlocal produced
         if workers <= 1:
-            results = (generate_episode(s, config) for s in seeds)
+            results = (_generate_one((s, config, learner)) for s in seeds)
             pool = None
         else:
             # spawn: highway-env/pygame state must not be forked mid-use.
             pool = multiprocessing.get_context("spawn").Pool(workers)
-            results = pool.imap(_generate_one, [(s, config) for s in seeds])
+            results = pool.imap(_generate_one, [(s, config, learner) for s in seeds])
         try:
             for episode_samples in results:
                 produced += len(episode_samples)
@@ -325,5 +357,13 @@ def generate_dataset(
     return {**manifest, "seconds": seconds, "samples_per_s": manifest["counts"]["total"] / seconds}
 
 
-def _generate_one(args: tuple[int, GenerationConfig]) -> list[Sample]:
-    return generate_episode(*args)
+_LEARNERS: dict[Any, Any] = {}
+
+
+def _generate_one(args: tuple[int, GenerationConfig, Callable[[], Any] | None]) -> list[Sample]:
+    seed, config, factory = args
+    if factory is None:
+        return generate_episode(seed, config)
+    if factory not in _LEARNERS:  # one planner per process: loading a checkpoint per episode would dominate
+        _LEARNERS[factory] = factory()
+    return generate_episode(seed, config, learner=_LEARNERS[factory])

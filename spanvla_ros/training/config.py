@@ -24,6 +24,8 @@ class DataConfig:
     workers: int = 2
     validation_fraction: float = 0.1
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    #: Further finished datasets trained on together with ``dir`` (DAgger rounds: ``spanvla data dagger``).
+    extra_dirs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.dataset import DatasetError, SampleReader, read_manifest
+from ..data.dataset import ConcatReader, DatasetError, SampleReader, read_manifest
 from ..inputs import prompt_text
 from ..model.action_tokens import ActionCodebook
 from ..model.spanvla import Observation
@@ -20,7 +20,7 @@ from .config import DataConfig, ModelConfig
 log = logging.getLogger(__name__)
 
 
-def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader:
+def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | ConcatReader:
     """Open the dataset at ``config.dir`` (hashes checked), generating it first when the directory does not exist or
     holds an interrupted generation. A finished dataset made from other seeds or another generation config is an
     error, not something to train on silently."""
@@ -58,6 +58,10 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader:
     reader = SampleReader(root, verify=False)
     if len(reader) == 0:
         raise DatasetError(f"{root} holds no samples")
+    if config.extra_dirs:
+        for extra in config.extra_dirs:
+            read_manifest(extra)
+        return ConcatReader([reader, *(SampleReader(extra, verify=False) for extra in config.extra_dirs)])
     return reader
 
 

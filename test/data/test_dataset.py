@@ -55,6 +55,36 @@ def test_flawed_episodes_yield_labelled_negatives_and_recoveries():
         assert negative.negative_scores[0]["pdms"] < 1.0
 
 
+def test_a_dagger_episode_labels_the_states_the_learner_reaches_with_the_expert(dataset, tmp_path):
+    from spanvla_ros.data.dataset import ConcatReader
+    from spanvla_ros.runtime.artefact import default_checkpoint
+    from spanvla_ros.runtime.planner import DeployedPlanner
+
+    config = dataclasses.replace(SHORT, episode_s=6.0, envs=("roundabout",))
+    learner = DeployedPlanner.from_name(str(default_checkpoint()))
+    samples = generate_episode(7, config, learner=learner)
+    learned = [s for s in samples if s.recovery_label.startswith("the ego drives by the learned planner")]
+    assert learned, [s.token for s in samples]
+    assert learner.core.counters["plans"] > 20  # the learner drove, tick by tick, through the planning core
+    for sample in learned:
+        assert sample.kind == "recovery" and sample.target.shape == (10, 3)
+        if sample.negatives:  # the learner's own path, marked down against the expert's plan
+            assert (
+                sample.negative_scores[0]["pdms"]
+                <= score_trajectory(scene_from_dict(sample.scene), sample.target)["pdms"]
+            )
+    # A DAgger round is read together with the base dataset.
+    from spanvla_ros.data.dataset import write_dataset
+
+    write_dataset(samples, tmp_path / "dagger", seeds=[7], config={})
+    base, _ = dataset
+    joined = ConcatReader([SampleReader(base), SampleReader(tmp_path / "dagger")])
+    assert len(joined) == len(SampleReader(base)) + len(samples)
+    assert joined.manifest["counts"]["recovery"] >= len(learned)
+    assert joined[len(joined) - 1]["token"] == samples[-1].token
+    assert joined.metadata(0)["token"] == SampleReader(base).metadata(0)["token"]
+
+
 def test_tampered_shard_and_incomplete_or_empty_datasets_are_refused(dataset, tmp_path):
     out, manifest = dataset
     copy = tmp_path / "copy"
