@@ -13,11 +13,12 @@ export MPLBACKEND := Agg
 # pytest-xdist workers: one per core, at most 4.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: setup demo test test-fast lint bench soak weights clean help
+.PHONY: setup demo test test-fast lint bench bench-drive soak weights clean help
 
 help:
 	@echo "make test    set up .venv and run the test suite"
 	@echo "make bench   run the benchmarks (JSON under bench/results/)"
+	@echo "make bench-drive  how the shipped planner drives vs constant velocity and the expert → bench/results/drive.json"
 	@echo "make soak    10-minute load/soak of planner_node (30 Hz 1280x720 camera) → bench/results/soak.json"
 	@echo "make weights train the embedded default checkpoint (models/default) from config/train_default.yaml"
 	@echo "make lint    ruff check"
@@ -41,6 +42,9 @@ bench: setup
 	$(VENV)/bin/spanvla bench camera --out bench/results/camera.json
 	$(VENV)/bin/spanvla bench runtime --out bench/results/runtime.json
 	$(VENV)/bin/spanvla bench replay --out bench/results/replay.json
+
+bench-drive: setup
+	$(VENV)/bin/spanvla bench drive --out bench/results/drive.json $(DRIVE_ARGS)
 
 soak: setup
 	$(VENV)/bin/spanvla bench soak --camera-qos reliable --out bench/results/soak.json $(SOAK_ARGS)

@@ -275,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_bench.add_argument("--checkpoint", default="model:default")
     replay_bench.set_defaults(handler=_bench_replay)
+    drive = bench_commands.add_parser(
+        "drive",
+        help="how the planner drives vs constant velocity and the expert: open loop (camera ablations, ladder), "
+        "recovery, unseen camera looks, closed loop at 10 Hz",
+    )
+    drive.add_argument("--out", type=Path, default=Path("bench/results/drive.json"), help="JSON output file")
+    drive.add_argument("--checkpoint", default="model:default")
+    drive.add_argument("--scenes", type=int, default=200, help="held-out open-loop scenes")
+    drive.add_argument("--recovery-scenes", type=int, default=60)
+    drive.add_argument("--style-scenes", type=int, default=40, help="scenes per held-out camera look")
+    drive.add_argument("--episodes", type=int, default=60, help="closed-loop episodes (all six environments)")
+    drive.add_argument(
+        "--ladder", default="", help="NAME=CKPT,... checkpoints scored on the same scenes, each against the one before"
+    )
+    drive.set_defaults(handler=_bench_drive)
     soak = bench_commands.add_parser(
         "soak",
         help="planner_node under a 30 Hz 1280x720 camera: planning rate, latency p50/p99, dropped frames, memory",
@@ -643,6 +658,28 @@ def _bench_replay(args: argparse.Namespace) -> int:
     result = run(args.seconds, args.width, args.height, args.camera_hz, tuple(args.busy_cores), args.checkpoint)
     write_json(result, args.out)
     print(json.dumps({k: result[k] for k in ("planning_p99_ms", "planning_p99_busy_over_quiet")}, indent=2))
+    return 0
+
+
+def _bench_drive(args: argparse.Namespace) -> int:
+    from .benchmarks.drive import run
+    from .eval.report import write_json
+
+    ladder = dict(item.split("=", 1) for item in args.ladder.split(",") if item)
+    result = run(
+        _model_path(args.checkpoint),
+        scenes=args.scenes,
+        recovery_scenes=args.recovery_scenes,
+        style_scenes=args.style_scenes,
+        episodes=args.episodes,
+        ladder={name: _model_path(path) for name, path in ladder.items()},
+    )
+    write_json(result, args.out)
+    brief = {
+        "open_loop_pdms": {k: round(v["pdms"], 3) for k, v in result["open_loop"].items()},
+        "closed_loop_driving_score": {k: round(v["driving_score"], 3) for k, v in result["closed_loop"].items()},
+    }
+    print(json.dumps(brief, indent=2))
     return 0
 
 

@@ -76,3 +76,31 @@ def test_aggregate_reports_collision_rate_and_means():
     assert summary["driving_score"] == pytest.approx((0.5 + 0.5 * 0.65) / 2, abs=0.01)
     with pytest.raises(ValueError, match="no episodes"):
         aggregate_episodes([])
+
+
+def test_each_episode_names_what_went_wrong_and_how_far_it_strayed():
+    clean = drive(straight_road_scene(), straight_drive(60.0))
+    slow = drive(straight_road_scene(), straight_drive(20.0))
+    crash = drive(
+        straight_road_scene(), straight_drive(50.0), agents_at=lambda t: (Agent.static("c", (20.0, LANE, 0.0)),)
+    )
+    path = straight_drive(40.0) + [(40.0 + x, -5.0) for x in np.arange(1.0, 21.0)]
+    off = drive(straight_road_scene(), path)
+    assert [r.failure for r in (clean, slow, crash, off)] == ["none", "stall", "collision", "off_road"]
+    assert clean.max_route_offset_m < 0.1 and off.max_route_offset_m > 8.0  # 5 m right of the road vs its lane
+    summary = aggregate_episodes([clean, slow, crash, off])
+    assert summary["failures"] == {"collision": 1, OFF_ROAD: 1, "wrong_way": 0, RED_LIGHT: 0, "stall": 1, "none": 1}
+    assert summary["off_road_rate"] == 0.25
+
+
+def test_the_paired_bootstrap_brackets_a_known_gain():
+    import numpy as np
+
+    from spanvla_ros.benchmarks.drive import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    before = rng.uniform(0.5, 0.9, 300)
+    gain = paired_bootstrap(before, before + 0.05 + rng.normal(0, 0.02, 300))
+    assert gain["ci95"][0] < 0.05 < gain["ci95"][1] and gain["ci95"][0] > 0.04
+    same = paired_bootstrap(before, before)
+    assert same["mean"] == 0.0 and same["ci95"] == [0.0, 0.0]
