@@ -9,7 +9,7 @@ import io
 import json
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,16 @@ class DatasetError(ValueError):
 
 
 def write_dataset(
-    samples: Iterable[Sample], out_dir: str | Path, *, seeds: list[int], config: dict[str, Any], shard_size: int = 64
+    samples: Iterable[Sample],
+    out_dir: str | Path,
+    *,
+    seeds: list[int],
+    config: dict[str, Any],
+    shard_size: int = 64,
+    failed_episodes: Callable[[], dict[int, str]] | None = None,
 ) -> dict[str, Any]:
-    """Write ``samples`` in order as shards under ``out_dir``; return the manifest."""
+    """Write ``samples`` in order as shards under ``out_dir``; return the manifest. ``failed_episodes`` (read once
+    the samples are exhausted): seeds whose episodes were left out, with the reason, listed in the manifest."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} exists and is not empty; choose a new output directory")
@@ -115,6 +122,8 @@ def write_dataset(
         "config": config,
         "shards": shards,
     }
+    if failed_episodes is not None and failed_episodes():
+        manifest["failed_episodes"] = {str(seed): reason for seed, reason in sorted(failed_episodes().items())}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out / INCOMPLETE).unlink()
     return manifest

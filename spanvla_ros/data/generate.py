@@ -10,6 +10,7 @@ logged ones (non-reactive replay, as NAVSIM's metric cache).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ FLAWS = {
     "drift": "drifts out of its lane",
     "short_gap_cut_in": "cuts into the neighbouring lane with a short gap",
 }
+log = logging.getLogger(__name__)
+
 INJECTIONS = {
     "lateral_offset": "starts displaced sideways in its lane",
     "heading_error": "starts with a heading error",
@@ -164,7 +167,11 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig(), l
             metadata = {**scene.metadata, "camera_frames": np.stack(seen), "time_s": tick * dt}
             plan, plan_tick, plan_origin = learner.plan(dataclasses.replace(scene, metadata=metadata)), tick, None
         elif in_flaw:
-            plan, plan_tick, plan_origin = Trajectory(_flawed_plan(flaw, scene, flaw_side, config)), tick, None
+            try:
+                plan, plan_tick, plan_origin = Trajectory(_flawed_plan(flaw, scene, flaw_side, config)), tick, None
+            except ValueError:  # the flaw cannot be planned here (the route ends): it ends, the expert corrects
+                flaw_end = (tick // camera_stride + 1) * camera_stride
+                plan, plan_tick, plan_origin = expert.plan(scene), tick, None
         elif plan is None or tick == flaw_end or tick - plan_tick >= config.replan_every_ticks:
             plan, plan_tick, plan_origin = expert.plan(scene), tick, None
         if plan_origin is None:
@@ -326,6 +333,7 @@ def generate_dataset(
     start = time.perf_counter()
     bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress)
     produced = 0
+    failed: dict[int, str] = {}
 
     def samples() -> Iterator[Sample]:
         nonlocal produced
@@ -337,7 +345,10 @@ def generate_dataset(
             pool = multiprocessing.get_context("spawn").Pool(workers)
             results = pool.imap(_generate_one, [(s, config, learner) for s in seeds])
         try:
-            for episode_samples in results:
+            for episode_seed, (episode_samples, error) in zip(seeds, results, strict=True):
+                if error:
+                    log.warning("episode %d failed and is left out: %s", episode_seed, error)
+                    failed[episode_seed] = error
                 produced += len(episode_samples)
                 bar.update(1)
                 bar.set_postfix(samples=produced, per_s=f"{produced / (time.perf_counter() - start):.1f}")
@@ -352,7 +363,9 @@ def generate_dataset(
                 pool.join()
             bar.close()
 
-    manifest = write_dataset(samples(), out_dir, seeds=seeds, config=config_to_dict(config))
+    manifest = write_dataset(
+        samples(), out_dir, seeds=seeds, config=config_to_dict(config), failed_episodes=lambda: failed
+    )
     seconds = time.perf_counter() - start
     return {**manifest, "seconds": seconds, "samples_per_s": manifest["counts"]["total"] / seconds}
 
@@ -360,10 +373,14 @@ def generate_dataset(
 _LEARNERS: dict[Any, Any] = {}
 
 
-def _generate_one(args: tuple[int, GenerationConfig, Callable[[], Any] | None]) -> list[Sample]:
+def _generate_one(args: tuple[int, GenerationConfig, Callable[[], Any] | None]) -> tuple[list[Sample], str]:
+    """One episode's samples, or none and the reason it failed (one bad episode must not end a long generation)."""
     seed, config, factory = args
-    if factory is None:
-        return generate_episode(seed, config)
-    if factory not in _LEARNERS:  # one planner per process: loading a checkpoint per episode would dominate
-        _LEARNERS[factory] = factory()
-    return generate_episode(seed, config, learner=_LEARNERS[factory])
+    try:
+        if factory is None:
+            return generate_episode(seed, config), ""
+        if factory not in _LEARNERS:  # one planner per process: loading a checkpoint per episode would dominate
+            _LEARNERS[factory] = factory()
+        return generate_episode(seed, config, learner=_LEARNERS[factory]), ""
+    except Exception as exc:  # noqa: BLE001 - reported in the manifest and the log
+        return [], f"{type(exc).__name__}: {exc}"
