@@ -9,7 +9,7 @@ import io
 import json
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,59 +74,115 @@ class DatasetError(ValueError):
     """A dataset directory is missing, incomplete, empty, or a shard does not match its manifest."""
 
 
+PROGRESS = "progress.json"
+
+
+class DatasetWriter:
+    """Writes a dataset shard by shard, resumably: samples arrive in groups (an episode each) and a shard is closed
+    only between groups, after which ``progress.json`` records the shards and the groups done. A writer opened on a
+    directory left incomplete with the same seeds and config continues after the last recorded group (``done``);
+    anything written after that record is discarded."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        seeds: list[int],
+        config: dict[str, Any],
+        shard_size: int = 64,
+        resume: bool = False,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.seeds, self.config, self.shard_size = seeds, json.loads(json.dumps(config)), shard_size
+        self.shards: list[dict[str, Any]] = []
+        self.done = 0
+        self.counts: Counter = Counter()
+        self.envs: Counter = Counter()
+        self.failed: dict[str, str] = {}
+        self.buffer: list[Sample] = []
+        progress = self.out / PROGRESS
+        if resume and (self.out / INCOMPLETE).exists() and progress.is_file():
+            self._resume(json.loads(progress.read_text()))
+        else:
+            if self.out.exists() and any(self.out.iterdir()):
+                raise DatasetError(f"{self.out} exists and is not empty; choose a new output directory")
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / INCOMPLETE).write_text("generation in progress\n")
+
+    def _resume(self, progress: dict[str, Any]) -> None:
+        if progress.get("seeds") != self.seeds or progress.get("config") != self.config:
+            raise DatasetError(f"{self.out}: an interrupted generation with other seeds or config; delete it")
+        self.shards = progress["shards"]
+        for shard in self.shards:
+            if file_sha256(self.out / shard["file"]) != shard["sha256"]:
+                raise DatasetError(f"{self.out / shard['file']}: corrupt; delete the directory and generate again")
+        kept = {shard["file"] for shard in self.shards} | {INCOMPLETE, PROGRESS}
+        for file in self.out.iterdir():
+            if file.name not in kept:
+                file.unlink()  # written after the last record: its groups are generated again
+        self.done = progress["done"]
+        self.counts.update(progress["counts"])
+        self.envs.update(progress["envs"])
+        self.failed = progress.get("failed", {})
+
+    def add_group(self, samples: list[Sample], failure: str = "") -> None:
+        """The samples of the next group (episode) in order; ``failure``: why it has none."""
+        if failure:
+            self.failed[str(self.seeds[self.done] if self.done < len(self.seeds) else self.done)] = failure
+        for sample in samples:
+            self.buffer.append(sample)
+            self.counts[sample.kind] += 1
+            self.envs[sample.env] += 1
+        self.done += 1
+        if len(self.buffer) >= self.shard_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            name = f"shard_{len(self.shards):05d}.npz"
+            write_shard(self.out / name, self.buffer)
+            self.shards.append({"file": name, "samples": len(self.buffer), "sha256": file_sha256(self.out / name)})
+            self.buffer.clear()
+        progress = {
+            "seeds": self.seeds, "config": self.config, "done": self.done, "shards": self.shards,
+            "counts": dict(self.counts), "envs": dict(self.envs), "failed": self.failed,
+        }  # fmt: skip
+        (self.out / PROGRESS).write_text(json.dumps(progress) + "\n")
+
+    def finish(self) -> dict[str, Any]:
+        """Close the last shard and write the manifest; returns it."""
+        self._flush()
+        total = sum(s["samples"] for s in self.shards)
+        if total == 0:
+            raise DatasetError("generation produced no samples; nothing was written")
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "counts": {
+                "total": total,
+                **{k: self.counts.get(k, 0) for k in ("positive", "negative", "recovery")},
+                "by_env": dict(sorted(self.envs.items())),
+            },
+            "seeds": self.seeds,
+            "config": self.config,
+            "shards": self.shards,
+        }
+        if self.failed:
+            manifest["failed_episodes"] = self.failed
+        (self.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (self.out / PROGRESS).unlink()
+        (self.out / INCOMPLETE).unlink()
+        return manifest
+
+
 def write_dataset(
-    samples: Iterable[Sample],
-    out_dir: str | Path,
-    *,
-    seeds: list[int],
-    config: dict[str, Any],
-    shard_size: int = 64,
-    failed_episodes: Callable[[], dict[int, str]] | None = None,
+    samples: Iterable[Sample], out_dir: str | Path, *, seeds: list[int], config: dict[str, Any], shard_size: int = 64
 ) -> dict[str, Any]:
-    """Write ``samples`` in order as shards under ``out_dir``; return the manifest. ``failed_episodes`` (read once
-    the samples are exhausted): seeds whose episodes were left out, with the reason, listed in the manifest."""
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise DatasetError(f"{out} exists and is not empty; choose a new output directory")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / INCOMPLETE).write_text("generation in progress\n")
-    shards, buffer, counts = [], [], Counter()
-    envs: Counter = Counter()
-
-    def flush() -> None:
-        name = f"shard_{len(shards):05d}.npz"
-        write_shard(out / name, buffer)
-        shards.append({"file": name, "samples": len(buffer), "sha256": file_sha256(out / name)})
-        buffer.clear()
-
+    """Write ``samples`` in order as shards of ``shard_size`` under ``out_dir``; return the manifest."""
+    writer = DatasetWriter(out_dir, seeds=seeds, config=config, shard_size=shard_size)
     for sample in samples:
-        buffer.append(sample)
-        counts[sample.kind] += 1
-        envs[sample.env] += 1
-        if len(buffer) == shard_size:
-            flush()
-    if buffer:
-        flush()
-    total = sum(s["samples"] for s in shards)
-    if total == 0:
-        raise DatasetError("generation produced no samples; nothing was written")
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "counts": {
-            "total": total,
-            **{k: counts.get(k, 0) for k in ("positive", "negative", "recovery")},
-            "by_env": dict(sorted(envs.items())),
-        },
-        "seeds": seeds,
-        "config": config,
-        "shards": shards,
-    }
-    if failed_episodes is not None and failed_episodes():
-        manifest["failed_episodes"] = {str(seed): reason for seed, reason in sorted(failed_episodes().items())}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out / INCOMPLETE).unlink()
-    return manifest
+        writer.add_group([sample])
+    return writer.finish()
 
 
 def write_shard(path: Path, samples: list[Sample]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.camera_style import camera_style
 from ..sim.expert import lane_width_at, plan_along_route, speed_limit_at
 from ..sim.world import ENVIRONMENTS
-from .dataset import NEGATIVE, POSITIVE, RECOVERY, Sample, write_dataset
+from .dataset import NEGATIVE, POSITIVE, RECOVERY, Sample
 from .reasoning import label_sample
 
 FLAWS = {
@@ -316,58 +316,58 @@ def generate_dataset(
     config: GenerationConfig = GenerationConfig(),
     progress: bool = True,
     learner: Callable[[], Any] | None = None,
+    resume: bool = False,
+    shard_size: int = 64,
 ) -> dict[str, Any]:
     """Generate ``episodes`` episodes (seeds ``seed .. seed + episodes - 1``) with ``workers`` processes and write
     the dataset; returns the manifest plus ``samples_per_s`` and ``seconds``. ``learner``: a picklable factory of the
-    planner that drives DAgger episodes (built once per process)."""
+    planner that drives DAgger episodes (built once per process). ``resume``: continue a generation of the same
+    seeds and config that was interrupted in ``out_dir`` (shards close between episodes, so none is lost)."""
     import multiprocessing
     import time
 
     from tqdm import tqdm
 
     from ..config import config_to_dict
+    from .dataset import DatasetWriter
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     seeds = list(range(seed, seed + episodes))
+    writer = DatasetWriter(out_dir, seeds=seeds, config=config_to_dict(config), shard_size=shard_size, resume=resume)
+    todo = seeds[writer.done :]
+    if writer.done:
+        log.info("%s: resuming after %d of %d episodes", out_dir, writer.done, episodes)
     start = time.perf_counter()
-    bar = tqdm(total=episodes, desc="episodes", unit="ep", disable=not progress)
+    bar = tqdm(total=episodes, initial=writer.done, desc="episodes", unit="ep", disable=not progress)
     produced = 0
-    failed: dict[int, str] = {}
-
-    def samples() -> Iterator[Sample]:
-        nonlocal produced
-        if workers <= 1:
-            results = (_generate_one((s, config, learner)) for s in seeds)
-            pool = None
-        else:
-            # spawn: highway-env/pygame state must not be forked mid-use.
-            pool = multiprocessing.get_context("spawn").Pool(workers)
-            results = pool.imap(_generate_one, [(s, config, learner) for s in seeds])
-        try:
-            for episode_seed, (episode_samples, error) in zip(seeds, results, strict=True):
-                if error:
-                    log.warning("episode %d failed and is left out: %s", episode_seed, error)
-                    failed[episode_seed] = error
-                produced += len(episode_samples)
-                bar.update(1)
-                bar.set_postfix(samples=produced, per_s=f"{produced / (time.perf_counter() - start):.1f}")
-                yield from episode_samples
-        except BaseException:
-            if pool is not None:
-                pool.terminate()  # do not wait for the queued episodes after a failure
-            raise
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-            bar.close()
-
-    manifest = write_dataset(
-        samples(), out_dir, seeds=seeds, config=config_to_dict(config), failed_episodes=lambda: failed
-    )
+    if workers <= 1:
+        results = (_generate_one((s, config, learner)) for s in todo)
+        pool = None
+    else:
+        # spawn: highway-env/pygame state must not be forked mid-use.
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        results = pool.imap(_generate_one, [(s, config, learner) for s in todo])
+    try:
+        for episode_seed, (episode_samples, error) in zip(todo, results, strict=True):
+            if error:
+                log.warning("episode %d failed and is left out: %s", episode_seed, error)
+            writer.add_group(episode_samples, error)
+            produced += len(episode_samples)
+            bar.update(1)
+            bar.set_postfix(samples=produced, per_s=f"{produced / (time.perf_counter() - start):.1f}")
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # do not wait for the queued episodes after a failure
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        bar.close()
+    manifest = writer.finish()
     seconds = time.perf_counter() - start
-    return {**manifest, "seconds": seconds, "samples_per_s": manifest["counts"]["total"] / seconds}
+    return {**manifest, "seconds": seconds, "samples_per_s": produced / seconds}
 
 
 _LEARNERS: dict[Any, Any] = {}

@@ -25,17 +25,16 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | 
     holds an interrupted generation. A finished dataset made from other seeds or another generation config is an
     error, not something to train on silently."""
     import json
-    import shutil
 
     from ..config import config_to_dict
     from ..data.dataset import INCOMPLETE
     from ..data.generate import generate_dataset
 
     root = Path(config.dir)
-    if (root / INCOMPLETE).exists():
-        log.warning("%s: an interrupted generation; generating it again", root)
-        shutil.rmtree(root)
-    if not root.exists():
+    interrupted = (root / INCOMPLETE).exists()
+    if interrupted:
+        log.warning("%s: an interrupted generation; continuing it", root)
+    if interrupted or not root.exists():
         generate_dataset(
             root,
             episodes=config.episodes,
@@ -43,6 +42,7 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | 
             workers=config.workers,
             config=config.generation,
             progress=progress,
+            resume=interrupted,
         )
     manifest = read_manifest(root)  # hash check before any training starts
     wanted = {

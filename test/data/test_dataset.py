@@ -138,3 +138,25 @@ def test_a_crash_mid_generation_leaves_the_dataset_marked_incomplete(dataset, tm
     with pytest.raises(DatasetError, match="incomplete"):
         SampleReader(out)
     assert len(reader) > 0
+
+
+def test_an_interrupted_generation_resumes_to_the_same_dataset(tmp_path):
+    from spanvla_ros.config import config_to_dict
+    from spanvla_ros.data.dataset import DatasetWriter
+
+    clean = generate_dataset(tmp_path / "clean", episodes=3, seed=5, config=SHORT, progress=False, shard_size=8)
+    out = tmp_path / "interrupted"
+    writer = DatasetWriter(out, seeds=[5, 6, 7], config=config_to_dict(SHORT), shard_size=8)
+    writer.add_group(generate_episode(5, SHORT))  # one episode recorded, then the process is killed mid-shard
+    (out / "shard_00099.npz").write_bytes(b"half a shard")
+    assert (out / INCOMPLETE).exists()
+    resumed = generate_dataset(out, episodes=3, seed=5, config=SHORT, progress=False, shard_size=8, resume=True)
+    assert [s["sha256"] for s in resumed["shards"]] == [s["sha256"] for s in clean["shards"]]
+    assert resumed["counts"] == clean["counts"] and not (out / "shard_00099.npz").exists()
+    assert len(SampleReader(out)) == clean["counts"]["total"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / INCOMPLETE).write_text("")
+    (other / "progress.json").write_text(json.dumps({"seeds": [5], "config": {}, "done": 0, "shards": []}))
+    with pytest.raises(DatasetError, match="other seeds"):
+        DatasetWriter(other, seeds=[6], config={}, resume=True)
