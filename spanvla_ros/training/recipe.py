@@ -1,5 +1,8 @@
 """The embedded default checkpoint's recipe: generate the data, run the three stages, evaluate on held-out scenes,
-and write ``models/default`` with the recipe, seed, data manifest hash and evaluation report beside the weights."""
+and write ``models/default`` with the recipe, seed, data manifest hash and evaluation report beside the weights.
+
+Resumable: run it again after an interruption and the data generation continues where it stopped, finished stages
+are kept, and an unfinished stage continues from its last checkpoint."""
 
 from __future__ import annotations
 
@@ -31,9 +34,16 @@ def run_recipe(
     config = load_train_config(config_path)
     started = time.time()
     reader = ensure_dataset(config.data, progress=progress)
-    stage1 = sft_vlm(config, progress=progress)
-    stage2 = sft_bridge(config, init=stage1, progress=progress)
-    stage3 = grpo(config, init=stage2, progress=progress)
+    out_root = Path(config.out_dir)
+    stage1 = _finished(out_root / "sft_vlm", config.sft_vlm.optim.steps) or sft_vlm(
+        config, resume=True, progress=progress
+    )
+    stage2 = _finished(out_root / "sft_bridge", config.sft_bridge.optim.steps) or sft_bridge(
+        config, init=stage1, resume=True, progress=progress
+    )
+    stage3 = _finished(out_root / "grpo", config.grpo.optim.steps) or grpo(
+        config, init=stage2, resume=True, progress=progress
+    )
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
@@ -52,26 +62,44 @@ def run_recipe(
     return record
 
 
+def _finished(stage_dir: Path, steps: int) -> Path | None:
+    """The stage's checkpoint when an earlier run of the recipe completed all its steps."""
+    state = stage_dir / "trainer" / "trainer_state.json"
+    checkpoint = stage_dir / "checkpoint"
+    if state.is_file() and (checkpoint / "manifest.json").is_file():
+        if json.loads(state.read_text()).get("step", 0) >= steps:
+            return checkpoint
+    return None
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path, episodes: int, closed_loop_episodes: int, progress: bool = True
 ) -> dict[str, Any]:
-    """Open-loop PDMS/EPDMS on held-out scenes and the closed-loop driving score of a checkpoint."""
+    """Open-loop PDMS/EPDMS on held-out scenes and the closed-loop driving score of a checkpoint (driven through the
+    node's planning core at its 10 Hz, as on the car)."""
     from ..data.scenes import evaluation_scenes
     from ..eval.open_loop import evaluate_open_loop
-    from ..runtime.planner import RuntimePlanner
+    from ..runtime.planner import DeployedPlanner, RuntimePlanner
     from ..sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
 
     planner = RuntimePlanner.from_name(f"model:{checkpoint}")
     scenes = list(evaluation_scenes(episodes))
     open_loop = evaluate_open_loop(planner, scenes, total=len(scenes), progress=progress)
-    closed = evaluate_closed_loop(
-        planner, closed_loop_episodes, 100_000, ClosedLoopConfig(replan_every_ticks=5), progress=progress
-    )
+    deployed = DeployedPlanner.from_name(f"model:{checkpoint}")
+    closed = evaluate_closed_loop(deployed, closed_loop_episodes, 100_000, ClosedLoopConfig(), progress=progress)
     keep = ("pdms", "epdms", *METRIC_NAMES, "n_scenes", "pdms_by_env")
     return {
         "open_loop": {k: open_loop[k] for k in keep},
         "closed_loop": {
             k: closed[k]
-            for k in ("episodes", "driving_score", "route_completion", "collision_rate", "infraction_counts")
+            for k in (
+                "episodes",
+                "driving_score",
+                "route_completion",
+                "collision_rate",
+                "off_road_rate",
+                "failures",
+                "infraction_counts",
+            )  # fmt: skip
         },
     }
