@@ -67,5 +67,38 @@ def main() -> None:
             print(f"| {label} (re-trained) | " + " | ".join(cells) + " |")
 
 
+def drive_table() -> None:
+    """The shipped checkpoint against constant velocity and the expert, from ``spanvla bench drive``."""
+    path = RESULTS / "drive.json"
+    if not path.is_file():
+        return
+    drive = json.loads(path.read_text())
+    ol, rec, cl = drive["open_loop"], drive["recovery"], drive["closed_loop"]
+    n, m, e = ol["model"]["n_scenes"], rec["model"]["n_scenes"], cl["model"]["episodes"]
+    print(
+        f"\n| planner | PDMS ({n} scenes) | EPDMS | ADE (m) | PDMS, recovery ({m}) | closed-loop DS ({e} ep.) | "
+        "collision rate | off-road rate |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    labels = {
+        "constant_velocity": "constant velocity",
+        "expert": "expert (PDM-Closed style)",
+        "model": "`model:default`",
+    }
+    for key, label in labels.items():
+        cells = [f"{ol[key]['pdms']:.3f}", f"{ol[key]['epdms']:.3f}", f"{ol[key]['ade_m']:.2f}",
+                 f"{rec[key]['pdms']:.3f}", f"{cl[key]['driving_score']:.3f}", f"{cl[key]['collision_rate']:.2f}",
+                 f"{cl[key]['off_road_rate']:.2f}"]  # fmt: skip
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    for key, row in ol.items():
+        if key.startswith(("model_frames", "ladder_")):
+            gain = row.get("gain_over_previous") or row.get("minus_model")
+            interval = (
+                f" ({gain['mean']:+.3f}, 95 % CI [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}])" if gain else ""
+            )
+            print(f"| {key} | {row['pdms']:.3f}{interval} | {row['epdms']:.3f} | {row.get('ade_m', 0):.2f} | | | | |")
+
+
 if __name__ == "__main__":
     main()
+    drive_table()
