@@ -199,7 +199,11 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
         p.requires_grad_(False)  # the VLM is frozen: no gradient reaches it
     model.expert.train()
     cfg = config.sft_bridge.optim
-    caches = {i: context_cache(model, reader[i]) for i in _rank_share(train + validation, env)}
+    from tqdm import tqdm
+
+    own = _rank_share(train + validation, env)
+    bar = tqdm(own, desc="sft-bridge: VLM caches", unit="sample", disable=not (progress and env.is_main))
+    caches = {i: context_cache(model, reader[i]) for i in bar}
     histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32) for i in caches}
     targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32) for i in caches}
     own_train = [i for i in train if i in caches]
