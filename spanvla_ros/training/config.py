@@ -26,6 +26,8 @@ class DataConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     #: Further finished datasets trained on together with ``dir`` (DAgger rounds: ``spanvla data dagger``).
     extra_dirs: tuple[str, ...] = ()
+    #: Each extra dataset is read this many times: a DAgger round is small against the base set.
+    extra_repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,27 @@ class GRPOConfig:
 
 
 @dataclass(frozen=True)
+class DAggerConfig:
+    """Closed-loop data aggregation after GRPO: each round drives the newest checkpoint in the embedded world
+    (``episodes`` episodes from ``seed``), labels the states it reaches with the expert, and fine-tunes the VLM and the
+    bridge on the base data plus every round so far (each round read ``repeat`` times)."""
+
+    rounds: int = 0
+    episodes: int = 120
+    seed: int = 50_000
+    workers: int = 2
+    repeat: int = 3
+    sft_vlm: OptimConfig = field(
+        default_factory=lambda: OptimConfig(steps=300, lr=3e-4, warmup_steps=10, eval_every=100, checkpoint_every=100)
+    )
+    sft_bridge: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            steps=1000, batch_size=32, lr=5e-4, warmup_steps=20, eval_every=250, checkpoint_every=250
+        )
+    )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     out_dir: str = "runs/train"
@@ -94,6 +117,7 @@ class TrainConfig:
     sft_vlm: SFTVLMConfig = field(default_factory=SFTVLMConfig)
     sft_bridge: SFTBridgeConfig = field(default_factory=SFTBridgeConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    dagger: DAggerConfig = field(default_factory=DAggerConfig)
 
 
 def load_train_config(path: str | Path | None) -> TrainConfig:

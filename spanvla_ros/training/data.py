@@ -61,7 +61,8 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | 
     if config.extra_dirs:
         for extra in config.extra_dirs:
             read_manifest(extra)
-        return ConcatReader([reader, *(SampleReader(extra, verify=False) for extra in config.extra_dirs)])
+        extras = [SampleReader(extra, verify=False) for extra in config.extra_dirs]
+        return ConcatReader([reader, *(extras * max(config.extra_repeat, 1))])
     return reader
 
 

@@ -17,7 +17,7 @@ import yaml
 from ..config import config_to_dict
 from ..eval import METRIC_NAMES
 from ..files import file_sha256
-from .config import load_train_config
+from .config import TrainConfig, load_train_config
 from .data import ensure_dataset
 from .grpo import grpo
 from .sft import sft_bridge, sft_vlm
@@ -44,10 +44,14 @@ def run_recipe(
     stage3 = _finished(out_root / "grpo", config.grpo.optim.steps) or grpo(
         config, init=stage2, resume=True, progress=progress
     )
+    final, rounds = stage3, []
+    for round_index in range(1, config.dagger.rounds + 1):
+        final, counts = dagger_round(config, round_index, final, progress)
+        rounds.append({"checkpoint": str(final), "data_counts": counts})
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(stage3, out)
+    shutil.copytree(final, out)
     (out / "recipe.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
     manifest = Path(config.data.dir) / "manifest.json"
     record = {
@@ -55,11 +59,54 @@ def run_recipe(
         "data_manifest_sha256": file_sha256(manifest),
         "data_counts": reader.manifest["counts"],
         "stages": {"sft_vlm": str(stage1), "sft_bridge": str(stage2), "grpo": str(stage3)},
+        "dagger_rounds": rounds,
         "training_seconds": round(time.time() - started, 1),
     }
     record["evaluation"] = evaluate_checkpoint(out, eval_episodes, closed_loop_episodes, progress)
     (out / "training_record.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool) -> tuple[Path, dict[str, Any]]:
+    """Round ``index``: drive ``learner`` for DAgger data (``<out>/dagger_<index>/data``), then fine-tune its VLM and
+    bridge on the base data plus the rounds so far; returns the new checkpoint and the round's data counts."""
+    import dataclasses
+    import functools
+
+    from ..data.dataset import INCOMPLETE, read_manifest
+    from ..data.generate import generate_dataset
+    from ..runtime.planner import DeployedPlanner
+
+    cfg = config.dagger
+    root = Path(config.out_dir) / f"dagger_{index}"
+    data = root / "data"
+    if not (data / "manifest.json").is_file() or (data / INCOMPLETE).exists():
+        generate_dataset(
+            data,
+            episodes=cfg.episodes,
+            seed=cfg.seed + 10_000 * (index - 1),
+            workers=cfg.workers,
+            config=config.data.generation,
+            progress=progress,
+            learner=functools.partial(DeployedPlanner.from_name, f"model:{learner}"),
+            resume=(data / INCOMPLETE).exists(),
+        )
+    counts = read_manifest(data)["counts"]
+    rounds = tuple(str(Path(config.out_dir) / f"dagger_{k}" / "data") for k in range(1, index + 1))
+    round_config = dataclasses.replace(
+        config,
+        out_dir=str(root),
+        data=dataclasses.replace(config.data, extra_dirs=config.data.extra_dirs + rounds, extra_repeat=cfg.repeat),
+        sft_vlm=dataclasses.replace(config.sft_vlm, optim=cfg.sft_vlm),
+        sft_bridge=dataclasses.replace(config.sft_bridge, optim=cfg.sft_bridge),
+    )
+    vlm = _finished(root / "sft_vlm", cfg.sft_vlm.steps) or sft_vlm(
+        round_config, init=learner, resume=True, progress=progress
+    )
+    bridge = _finished(root / "sft_bridge", cfg.sft_bridge.steps) or sft_bridge(
+        round_config, init=vlm, resume=True, progress=progress
+    )
+    return bridge, counts
 
 
 def _finished(stage_dir: Path, steps: int) -> Path | None:
