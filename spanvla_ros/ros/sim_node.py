@@ -166,7 +166,7 @@ class SimNode(Node):
             stamp_ns = int(round(clock_s * 1e9))
             origins[stamp_ns] = world.ego_state[:3]
             published = time.monotonic()
-            frame = self._publish_tick(scene, world.ego_state, clock_s, tick % camera_every == 0)
+            camera_rgb = self._publish_tick(scene, world.ego_state, clock_s, tick % camera_every == 0)
             timeout = p["startup_timeout_s"] if first_episode and tick == 0 else p["plan_timeout_s"]
             received = self._wait_plan(stamp_ns, timeout) if p["synchronous"] else self._newest_plan()
             if received is not None:
@@ -181,14 +181,7 @@ class SimNode(Node):
             else:
                 late += 1
             if video is not None:
-                now = world.ego_state[:3]
-                plan_now = world_to_ego(ego_to_world(plan.poses, plan_origin), now)
-                caption = (
-                    f"{first.metadata.get('env')} seed {seed}  t {world.time_s:4.1f} s  {scene.ego.speed_mps:4.1f} m/s"
-                )
-                video.add(
-                    scene, frame if frame is not None else self.camera.render(scene), plan_now, self.reasoning, caption
-                )
+                video = self._add_video_frame(video, scene, first, seed, world, plan, plan_origin, camera_rgb)
             scene = world.step(plan, plan_origin=plan_origin, plan_age_s=max(clock_s - plan_stamp_s, 0.0))
             monitor.update(scene, world.time_s)
             driven.append(scene.ego.pose.copy())
@@ -227,6 +220,22 @@ class SimNode(Node):
             plan = self._plans[newest]
             self._plans.clear()
             return plan
+
+    def _add_video_frame(self, video, scene, first, seed, world, plan, plan_origin, camera_rgb):
+        """Add this tick to the episode's video; a failure ends the video (logged), never the drive."""
+        try:
+            now = world.ego_state[:3]
+            plan_now = world_to_ego(ego_to_world(plan.poses, plan_origin), now)
+            caption = (
+                f"{first.metadata.get('env')} seed {seed}  t {world.time_s:4.1f} s  {scene.ego.speed_mps:4.1f} m/s"
+            )
+            image = camera_rgb if camera_rgb is not None else self.camera.render(scene)
+            video.add(scene, image, plan_now, self.reasoning, caption)
+            return video
+        except Exception as exc:  # noqa: BLE001 - the drive and its metrics matter more than the video
+            self.get_logger().error(f"episode {seed}: the video stops here: {type(exc).__name__}: {exc}")
+            video.close()
+            return None
 
     def _video(self, seed: int):
         if not (self.params["video"] and self.params["output_dir"]):

@@ -147,8 +147,8 @@ def test_frames_close_to_a_kept_one_are_counted_not_decoded(runtime):
 
 
 class ShiftedPlans:
-    """The real runtime, with the action expert's plans moved back by ``shift_m`` on the cycles listed in ``bad``:
-    a plan that starts behind an ego driving forward (what unfamiliar camera images caused)."""
+    """The real runtime, with the action expert's plans moved back to start ``shift_m`` behind the ego on the cycles
+    listed in ``bad``: a plan that starts behind an ego driving forward (what unfamiliar camera images caused)."""
 
     def __init__(self, runtime, bad=(), shift_m=8.0):
         self.runtime, self.bad, self.shift_m, self.calls = runtime, set(bad), shift_m, 0
@@ -161,7 +161,7 @@ class ShiftedPlans:
         poses = np.array(self.runtime.plan(reasoning, history))
         self.calls += 1
         if self.calls in self.bad:
-            poses[:, 0] -= self.shift_m
+            poses[:, 0] -= poses[0, 0] + self.shift_m  # the first pose shift_m behind the ego
         return poses
 
 
