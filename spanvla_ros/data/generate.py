@@ -18,15 +18,18 @@ from typing import Any
 import numpy as np
 
 from ..eval import score_trajectory
+from ..eval.closed_loop import ego_corners, on_road
 from ..observation import ObservationSpec
-from ..scene import Scene, Trajectory, box_corners, scene_to_dict, world_to_ego
+from ..scene import Scene, Trajectory, scene_to_dict, world_to_ego
 from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
 from ..sim.camera import CameraConfig, FrontCamera
-from ..sim.camera_style import camera_style
+from ..sim.camera_style import episode_style
 from ..sim.expert import lane_width_at, plan_along_route, speed_limit_at
 from ..sim.world import ENVIRONMENTS
 from .dataset import NEGATIVE, POSITIVE, RECOVERY, Sample
 from .reasoning import label_sample
+
+log = logging.getLogger(__name__)
 
 FLAWS = {
     "hesitate": "hesitates: crawls along instead of resuming speed with the traffic ahead",
@@ -34,8 +37,6 @@ FLAWS = {
     "drift": "drifts out of its lane",
     "short_gap_cut_in": "cuts into the neighbouring lane with a short gap",
 }
-log = logging.getLogger(__name__)
-
 INJECTIONS = {
     "lateral_offset": "starts displaced sideways in its lane",
     "heading_error": "starts with a heading error",
@@ -99,9 +100,7 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig(), l
             history_dt_s=config.history_dt_s,
         )
     )
-    # The camera's look has its own random stream, so the drive of a seed does not depend on it.
-    style_rng = np.random.default_rng([seed, 1])
-    style = camera_style(config.camera_style, style_rng, config.camera_randomisation)
+    style, style_rng = episode_style(config.camera_style, seed, config.camera_randomisation)
     camera = FrontCamera(style.camera_config(CameraConfig(width=config.image_size, height=config.image_size)))
     expert = ExpertPlanner()
     dt = world.config.dt_s
@@ -177,7 +176,7 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig(), l
         if plan_origin is None:
             plan_origin = world.ego_state[:3]
         scene = world.step(plan, plan_origin=plan_origin, plan_age_s=(tick - plan_tick) * dt)
-        if in_flaw and flaw == LEARNER and not _on_road(scene):
+        if in_flaw and flaw == LEARNER and not on_road(scene, ego_corners(scene)):
             # The learner left the road: the expert takes over from the next camera tick (its correction follows).
             flaw_end = (tick // camera_stride + 1) * camera_stride
 
@@ -187,14 +186,6 @@ def generate_episode(seed: int, config: GenerationConfig = GenerationConfig(), l
         if sample is not None:
             samples.append(sample)
     return samples
-
-
-def _on_road(scene: Scene) -> bool:
-    import shapely
-
-    dims = scene.ego.dimensions
-    corners = box_corners(np.asarray(scene.ego.pose)[None], dims.length_m, dims.width_m, dims.rear_axle_to_center_m)
-    return bool(shapely.intersects_xy(scene.map.drivable_area, corners[0, :, 0], corners[0, :, 1]).all())
 
 
 def _flawed_plan(flaw: str, scene: Scene, side: float, config: GenerationConfig) -> np.ndarray:
@@ -368,6 +359,23 @@ def generate_dataset(
     manifest = writer.finish()
     seconds = time.perf_counter() - start
     return {**manifest, "seconds": seconds, "samples_per_s": produced / seconds}
+
+
+def ensure_generated(out_dir, **kwargs: Any) -> bool:
+    """Generate the dataset ``out_dir`` with :func:`generate_dataset`'s ``kwargs`` unless it is finished: from the
+    start when it does not exist, continuing where it stopped when it was interrupted. Returns whether it ran."""
+    from pathlib import Path
+
+    from .dataset import INCOMPLETE
+
+    root = Path(out_dir)
+    interrupted = (root / INCOMPLETE).exists()
+    if root.exists() and not interrupted:
+        return False
+    if interrupted:
+        log.warning("%s: an interrupted generation; continuing it", root)
+    generate_dataset(root, resume=interrupted, **kwargs)
+    return True
 
 
 _LEARNERS: dict[Any, Any] = {}

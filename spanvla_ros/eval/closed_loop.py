@@ -98,6 +98,17 @@ class EpisodeResult:
         return data
 
 
+def ego_corners(scene: Scene) -> np.ndarray:
+    """The corners ``[4, 2]`` of the ego's box (world frame)."""
+    dims = scene.ego.dimensions
+    return box_corners(np.asarray(scene.ego.pose)[None], dims.length_m, dims.width_m, dims.rear_axle_to_center_m)[0]
+
+
+def on_road(scene: Scene, corners: np.ndarray) -> bool:
+    """Whether a box (its corners ``[4, 2]``) lies inside the drivable area: the off-road rule of the metrics."""
+    return bool(shapely.intersects_xy(scene.map.drivable_area, corners[:, 0], corners[:, 1]).all())
+
+
 class EpisodeMonitor:
     """Accumulates closed-loop metrics over the ticks of one episode.
 
@@ -130,9 +141,7 @@ class EpisodeMonitor:
 
     def update(self, scene: Scene, time_s: float) -> list[Infraction]:
         """Record one tick; return the infractions that started at this tick."""
-        ego = scene.ego
-        dims = ego.dimensions
-        corners = box_corners(np.asarray(ego.pose)[None], dims.length_m, dims.width_m, dims.rear_axle_to_center_m)[0]
+        corners = ego_corners(scene)
         polygon = shapely.Polygon(corners)
         center = corners.mean(axis=0)
         new: list[Infraction] = []
@@ -160,7 +169,7 @@ class EpisodeMonitor:
                     new.append(Infraction(_collision_kind(agent.kind), time_s, *center, other_id=agent.id))
         self._in_contact = touching
 
-        off_road = not shapely.intersects_xy(scene.map.drivable_area, corners[:, 0], corners[:, 1]).all()
+        off_road = not on_road(scene, corners)
         if off_road:
             self._off_road_m += step_m
             if not self._off_road:

@@ -122,3 +122,11 @@ def camera_style(name: str, rng: np.random.Generator, strength: float = 1.0) -> 
     if name in HELD_OUT_STYLES:
         return HELD_OUT_STYLES[name]
     raise ValueError(f"unknown camera style {name!r}: random, default or one of {', '.join(HELD_OUT_STYLES)}")
+
+
+def episode_style(name: str, seed: int, strength: float = 1.0) -> tuple[CameraStyle, np.random.Generator]:
+    """The look of episode ``seed`` and the random stream of its frames' noise. The stream is the seed's own, apart
+    from the drive's, so a seed drives the same whatever its look, and data generation and closed-loop evaluation
+    give a seed the same look."""
+    rng = np.random.default_rng([seed, 1])
+    return camera_style(name, rng, strength), rng

@@ -111,14 +111,13 @@ class _CameraFrames:
 
         from ..observation import ObservationSpec
         from .camera import CameraConfig, FrontCamera
-        from .camera_style import camera_style
+        from .camera_style import episode_style
 
         meta = planner.runtime.meta
         spec = ObservationSpec.from_meta(meta)
         self.count = spec.frames_per_camera
         self.stride = int(round(spec.frame_dt_s / dt_s))
-        self.rng = np.random.default_rng([seed, 1])
-        self.style = camera_style(style_name, self.rng)
+        self.style, self.rng = episode_style(style_name, seed)
         size = meta["image_size"]
         self.camera = FrontCamera(self.style.camera_config(CameraConfig(width=size, height=size)))
         self.buffer = deque(maxlen=self.stride * (self.count - 1) + 1)

@@ -3,7 +3,6 @@ tokenizer and action codebook fitted on the training split."""
 
 from __future__ import annotations
 
-import logging
 import zlib
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from ..model.spanvla import Observation
 from ..model.tokenizer import train_tokenizer
 from .config import DataConfig, ModelConfig
 
-log = logging.getLogger(__name__)
-
 
 def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | ConcatReader:
     """Open the dataset at ``config.dir`` (hashes checked), generating it first when the directory does not exist or
@@ -27,23 +24,17 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | 
     import json
 
     from ..config import config_to_dict
-    from ..data.dataset import INCOMPLETE
-    from ..data.generate import generate_dataset
+    from ..data.generate import ensure_generated
 
     root = Path(config.dir)
-    interrupted = (root / INCOMPLETE).exists()
-    if interrupted:
-        log.warning("%s: an interrupted generation; continuing it", root)
-    if interrupted or not root.exists():
-        generate_dataset(
-            root,
-            episodes=config.episodes,
-            seed=config.seed,
-            workers=config.workers,
-            config=config.generation,
-            progress=progress,
-            resume=interrupted,
-        )
+    ensure_generated(
+        root,
+        episodes=config.episodes,
+        seed=config.seed,
+        workers=config.workers,
+        config=config.generation,
+        progress=progress,
+    )
     manifest = read_manifest(root)  # hash check before any training starts
     wanted = {
         "seeds": list(range(config.seed, config.seed + config.episodes)),
@@ -59,9 +50,7 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> SampleReader | 
     if len(reader) == 0:
         raise DatasetError(f"{root} holds no samples")
     if config.extra_dirs:
-        for extra in config.extra_dirs:
-            read_manifest(extra)
-        extras = [SampleReader(extra, verify=False) for extra in config.extra_dirs]
+        extras = [SampleReader(extra) for extra in config.extra_dirs]  # hashes checked
         return ConcatReader([reader, *(extras * max(config.extra_repeat, 1))])
     return reader
 

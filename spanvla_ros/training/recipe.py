@@ -20,7 +20,7 @@ from ..files import file_sha256
 from .config import TrainConfig, load_train_config
 from .data import ensure_dataset
 from .grpo import grpo
-from .sft import sft_bridge, sft_vlm
+from .sft import can_resume, sft_bridge, sft_vlm, trainer_dir
 
 
 def run_recipe(
@@ -73,24 +73,22 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     import dataclasses
     import functools
 
-    from ..data.dataset import INCOMPLETE, read_manifest
-    from ..data.generate import generate_dataset
+    from ..data.dataset import read_manifest
+    from ..data.generate import ensure_generated
     from ..runtime.planner import DeployedPlanner
 
     cfg = config.dagger
     root = Path(config.out_dir) / f"dagger_{index}"
     data = root / "data"
-    if not (data / "manifest.json").is_file() or (data / INCOMPLETE).exists():
-        generate_dataset(
-            data,
-            episodes=cfg.episodes,
-            seed=cfg.seed + 10_000 * (index - 1),
-            workers=cfg.workers,
-            config=config.data.generation,
-            progress=progress,
-            learner=functools.partial(DeployedPlanner.from_name, f"model:{learner}"),
-            resume=(data / INCOMPLETE).exists(),
-        )
+    ensure_generated(
+        data,
+        episodes=cfg.episodes,
+        seed=cfg.seed + 10_000 * (index - 1),
+        workers=cfg.workers,
+        config=config.data.generation,
+        progress=progress,
+        learner=functools.partial(DeployedPlanner.from_name, f"model:{learner}"),
+    )
     counts = read_manifest(data)["counts"]
     rounds = tuple(str(Path(config.out_dir) / f"dagger_{k}" / "data") for k in range(1, index + 1))
     round_config = dataclasses.replace(
@@ -111,10 +109,9 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
 
 def _finished(stage_dir: Path, steps: int) -> Path | None:
     """The stage's checkpoint when an earlier run of the recipe completed all its steps."""
-    state = stage_dir / "trainer" / "trainer_state.json"
     checkpoint = stage_dir / "checkpoint"
-    if state.is_file() and (checkpoint / "manifest.json").is_file():
-        if json.loads(state.read_text()).get("step", 0) >= steps:
+    if can_resume(checkpoint):
+        if json.loads((trainer_dir(checkpoint) / "trainer_state.json").read_text()).get("step", 0) >= steps:
             return checkpoint
     return None
 
