@@ -47,6 +47,16 @@ def history_initialisation(history_ego: torch.Tensor, history_dt_s: float, num_p
     return torch.stack([x, y, heading], dim=-1)
 
 
+def gaussian(
+    shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Standard normal float32 noise on ``device``, drawn from ``generator`` on the generator's own device (a CPU
+    generator keeps a run reproducible whichever device the model is on)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    source = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=source).to(device)
+
+
 def sample_flow_time(
     batch: int,
     *,
@@ -56,7 +66,7 @@ def sample_flow_time(
     device: torch.device | None = None,
 ) -> torch.Tensor:
     """τ ``[B]`` in (0, 1) from a logit-normal distribution (a normal shifted by ``logit_mean``, squashed)."""
-    normal = torch.randn(batch, generator=generator, device=device)
+    normal = gaussian((batch,), generator, device)
     return torch.sigmoid(logit_mean + logit_std * normal)
 
 
@@ -105,7 +115,7 @@ def sde_integrate(
     for step in range(num_steps):
         tau = torch.full((start.shape[0],), step * dt, device=start.device, dtype=start.dtype)
         mean = action + dt * velocity_fn(action, tau)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        noise = gaussian(mean.shape, generator, mean.device).to(mean.dtype)
         action = mean + noise_std * dt**0.5 * noise
         path.append(action)
     return torch.stack(path, dim=1)

@@ -31,6 +31,7 @@ from .expert import ActionExpert, ActionExpertConfig, KVLayer
 from .flow import (
     euler_integrate,
     flow_matching_loss,
+    gaussian,
     history_initialisation,
     sample_flow_time,
     sde_integrate,
@@ -89,11 +90,34 @@ class SpanVLA(nn.Module):
         text = self.vlm.config.text_config
         head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
         self.expert = ActionExpert(config.expert, text.num_hidden_layers, text.num_key_value_heads, head_dim)
-        self.action_ids = torch.tensor(action_token_ids(tokenizer, config.num_action_tokens))
-        self.action_marker_id = tokenizer.convert_tokens_to_ids(ACTION)
         self.register_buffer(
-            "pose_scale", torch.tensor(config.expert.pose_scale, dtype=torch.float32), persistent=False
+            "action_ids", torch.tensor(action_token_ids(tokenizer, config.num_action_tokens)), persistent=False
         )
+        self.action_marker_id = tokenizer.convert_tokens_to_ids(ACTION)
+        # Poses are normalised in float32 whatever the weights' precision: 0.4 in bf16 is 0.4004.
+        self._pose_scales: dict[torch.device, torch.Tensor] = {}
+
+    # --- where the model lives: every tensor a method makes goes there ---------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.expert.head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The language model's weight dtype (fp32, bf16 or fp16)."""
+        return self.vlm.model.language_model.embed_tokens.weight.dtype
+
+    @property
+    def pose_scale(self) -> torch.Tensor:
+        """``[3]`` float32 on the model's device (one tensor per device, so a captured graph keeps its address)."""
+        device = self.device
+        if device not in self._pose_scales:
+            self._pose_scales[device] = torch.tensor(self.config.expert.pose_scale, dtype=torch.float32, device=device)
+        return self._pose_scales[device]
+
+    def _ids(self, ids) -> torch.Tensor:
+        return torch.as_tensor(ids, dtype=torch.int64).to(self.device)
 
     # --- prompt ----------------------------------------------------------------------------------------------------
 
@@ -104,7 +128,9 @@ class SpanVLA(nn.Module):
         text = prompt_text(
             o.command, o.speed_mps, o.acceleration_mps2, o.history_ego, grid.numpy(), self.config.vlm.spatial_merge_size
         )
-        return self.tokenizer(text, return_tensors="pt").input_ids, pixel_values, grid
+        device = self.device
+        input_ids = self.tokenizer(text, return_tensors="pt").input_ids.to(device)
+        return input_ids, pixel_values.to(device, self.vlm.model.visual.dtype), grid.to(device)
 
     def _forward(self, input_ids, pixel_values=None, grid=None, past=None, labels=None):
         if past is None:
@@ -132,7 +158,7 @@ class SpanVLA(nn.Module):
         past = out.past_key_values
 
         def step(token: int) -> torch.Tensor:
-            return self._forward(torch.tensor([[token]]), past=past).logits[0, -1]
+            return self._forward(self._ids([[token]]), past=past).logits[0, -1]
 
         stop = (self.action_marker_id, self.tokenizer.eos_token_id)
         budget = max_new_tokens or self.config.max_reasoning_tokens
@@ -188,9 +214,16 @@ class SpanVLA(nn.Module):
             layers[layer] = (keys[i], values[i])
         return layers
 
-    def flow_velocity(self, actions, tau, history: torch.Tensor, kv_layers, kv_mask=None) -> torch.Tensor:
-        """One evaluation of the action expert: velocity ``[B, N, 3]`` (normalised units) at (actions, τ)."""
-        return self.expert(actions, tau, history / self.pose_scale, kv_layers, kv_mask)
+    def flow_velocity(
+        self, actions, tau, history: torch.Tensor, kv_layers, kv_mask=None, expert: nn.Module | None = None
+    ) -> torch.Tensor:
+        """One evaluation of the action expert (or of ``expert``, e.g. GRPO's frozen reference): velocity
+        ``[B, N, 3]`` (normalised units) at (actions, τ). The flow's state stays float32; the expert runs in its
+        weights' dtype."""
+        expert = expert or self.expert
+        dtype = expert.head.weight.dtype
+        history_n = (history.float() / self.pose_scale).to(dtype)
+        return expert(actions.to(dtype), tau.to(dtype), history_n, kv_layers, kv_mask).float()
 
     # --- planning --------------------------------------------------------------------------------------------------
 
@@ -204,9 +237,9 @@ class SpanVLA(nn.Module):
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
         """Future poses ``[N, 3]`` (ego frame, metres/radians) by the flow expert on the reasoning's cache."""
-        history = torch.as_tensor(np.asarray(history_ego), dtype=torch.float32)[None]
+        history = torch.as_tensor(np.asarray(history_ego), dtype=torch.float32).to(self.device)[None]
         poses = self.flow_sample(reasoning.kv_layers, history, num_steps=num_steps, init=init, generator=generator)
-        return poses[0].numpy()
+        return poses[0].cpu().numpy()
 
     def flow_sample(
         self, kv_layers, history: torch.Tensor, kv_mask=None, num_steps=None, init=None, generator=None
@@ -229,16 +262,18 @@ class SpanVLA(nn.Module):
         return path[:, -1] * self.pose_scale, path
 
     def flow_path_log_prob(
-        self, kv_layers, history: torch.Tensor, path: torch.Tensor, noise_std: float, kv_mask=None
+        self, kv_layers, history: torch.Tensor, path: torch.Tensor, noise_std: float, kv_mask=None, expert=None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probability ``[B]`` of a sampled path under the current action expert, and its step means."""
-        velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
+        """Log-probability ``[B]`` of a sampled path under the current action expert (or ``expert``), and its step
+        means."""
+        velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask, expert)  # noqa: E731
         return sde_log_prob(velocity, path, noise_std)
 
     def _start(self, history: torch.Tensor, init: str, generator: torch.Generator | None) -> torch.Tensor:
         cfg = self.config.expert
+        history = history.float()
         if init == "noise":
-            return torch.randn(history.shape[0], cfg.num_poses, 3, generator=generator)
+            return gaussian((history.shape[0], cfg.num_poses, 3), generator, history.device)
         return history_initialisation(history, cfg.history_dt_s, cfg.num_poses, cfg.dt_s) / self.pose_scale
 
     @torch.no_grad()
@@ -255,9 +290,9 @@ class SpanVLA(nn.Module):
     @torch.no_grad()
     def decode_actions(self, past, num_actions: int, constrained: bool = True) -> np.ndarray:
         """Write the action marker and ``num_actions`` action tokens onto the cache ``past`` (which grows)."""
-        out = self._forward(torch.tensor([[self.action_marker_id]]), past=past)
+        out = self._forward(self._ids([[self.action_marker_id]]), past=past)
         ids = []
-        lookup = {int(t): i for i, t in enumerate(self.action_ids)}
+        lookup = {int(t): i for i, t in enumerate(self.action_ids.tolist())}
         for _ in range(num_actions):
             logits = out.logits[0, -1]
             token = int(self.action_ids[logits[self.action_ids].argmax()]) if constrained else int(logits.argmax())
@@ -266,7 +301,7 @@ class SpanVLA(nn.Module):
                     f"the VLM wrote '{self.tokenizer.decode([token])}' where an action token was expected"
                 )
             ids.append(lookup[token])
-            out = self._forward(torch.tensor([[token]]), past=out.past_key_values)
+            out = self._forward(self._ids([[token]]), past=out.past_key_values)
         # Each token is one 0.5 s step: more actions than poses extend the horizon.
         return self.codebook.decode(np.array(ids))
 
@@ -281,17 +316,17 @@ class SpanVLA(nn.Module):
     ) -> torch.Tensor:
         """Next-token loss on the reasoning text, then (optionally) the action marker and the action tokens."""
         input_ids, pixel_values, grid = self.prompt(observation)
-        target = self.tokenizer(target_text, return_tensors="pt").input_ids
+        target = self._ids(self.tokenizer(target_text, return_tensors="pt").input_ids)
         pieces, weights = [target], [torch.ones(target.shape[1])]
         if target_poses is not None:
-            tokens = self.action_ids[self.codebook.encode(target_poses)]
-            marker = torch.tensor([[self.action_marker_id]])
+            tokens = self.action_ids[self._ids(self.codebook.encode(target_poses))]
+            marker = self._ids([[self.action_marker_id]])
             pieces += [marker, tokens[None]]
             weights += [torch.ones(1), torch.full((len(tokens),), action_weight)]
         full = torch.cat([input_ids, *pieces], dim=1)
-        logits = self._forward(full, pixel_values, grid).logits[0, input_ids.shape[1] - 1 : -1]
+        logits = self._forward(full, pixel_values, grid).logits[0, input_ids.shape[1] - 1 : -1].float()
         per_token = nn.functional.cross_entropy(logits, full[0, input_ids.shape[1] :], reduction="none")
-        w = torch.cat(weights)
+        w = torch.cat(weights).to(per_token.device)
         return (per_token * w).sum() / w.sum()
 
     def flow_loss(
@@ -304,13 +339,17 @@ class SpanVLA(nn.Module):
     ) -> torch.Tensor:
         """Flow-matching loss ``[]`` on a cache (VLM frozen: pass a cache computed under ``no_grad``)."""
         cfg = self.config.expert
-        noisy_history = history + cfg.history_noise_std * torch.randn(history.shape, generator=generator)
+        history, target_poses = history.float().to(self.device), target_poses.float().to(self.device)
+        noisy_history = history + cfg.history_noise_std * gaussian(history.shape, generator, self.device)
         start = self._start(noisy_history, cfg.init, generator)
         tau = sample_flow_time(
-            history.shape[0], logit_mean=cfg.tau_logit_mean, logit_std=cfg.tau_logit_std, generator=generator
+            history.shape[0],
+            logit_mean=cfg.tau_logit_mean,
+            logit_std=cfg.tau_logit_std,
+            generator=generator,
+            device=self.device,
         )
-        history_n = noisy_history / self.pose_scale
-        velocity = lambda a, t: self.expert(a, t, history_n, kv_layers, kv_mask)  # noqa: E731
+        velocity = lambda a, t: self.flow_velocity(a, t, noisy_history, kv_layers, kv_mask)  # noqa: E731
         return flow_matching_loss(velocity, target_poses / self.pose_scale, start, tau)
 
     # --- files -----------------------------------------------------------------------------------------------------

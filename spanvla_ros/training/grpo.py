@@ -20,7 +20,6 @@ import torch
 
 from ..data.reasoning import Decision, decision_consistency
 from ..eval import METRIC_NAMES, score_trajectory
-from ..model.flow import sde_log_prob
 from ..model.spanvla import SpanVLA
 from ..scene import scene_from_dict
 from ..text_format import FAST_MODE_TEXT
@@ -117,23 +116,23 @@ def rollout(model: SpanVLA, sample: dict[str, Any], config: TrainConfig, generat
     obs = observation(sample)
 
     def sample_token(logits: torch.Tensor) -> int:
-        probs = torch.softmax(logits / max(cfg.temperature, 1e-6), dim=-1)
-        return int(torch.multinomial(probs, 1, generator=generator))
+        probs = torch.softmax(logits.float() / max(cfg.temperature, 1e-6), dim=-1)
+        return int(torch.multinomial(probs.to(generator.device), 1, generator=generator))
 
     reasoning = model.reason(obs, cfg.max_reasoning_tokens, choose=sample_token)
     past, generated = reasoning.cache, reasoning.token_ids
     stop = {model.action_marker_id, model.tokenizer.eos_token_id}
     if generated[-1] != model.action_marker_id:
-        past = model._forward(torch.tensor([[model.action_marker_id]]), past=past).past_key_values
+        past = model._forward(model._ids([[model.action_marker_id]]), past=past).past_key_values
     flow_path, kv = None, None
     if cfg.trajectory_source == "flow":
         kv = [(layer.keys, layer.values) for layer in past.layers]
-        history = torch.tensor(obs.history_ego, dtype=torch.float32)[None]
+        history = torch.tensor(obs.history_ego, dtype=torch.float32, device=model.device)[None]
         if cfg.flow_noise_std > 0:
             poses, flow_path = model.flow_sample_sde(kv, history, cfg.flow_noise_std, generator=generator)
-            trajectory = poses[0].numpy()
+            trajectory = poses[0].cpu().numpy()
         else:
-            trajectory = model.flow_sample(kv, history)[0].numpy()
+            trajectory = model.flow_sample(kv, history)[0].cpu().numpy()
     else:
         trajectory = model.decode_actions(past, config.model.expert.num_poses)
     text = model.tokenizer.decode([t for t in generated if t not in stop], skip_special_tokens=False)
@@ -174,13 +173,11 @@ def flow_terms(
     """The action expert's share of a member's policy gradient: the log-probability of its sampled flow path (per
     coordinate and step) under the current expert, and the KL of the current expert's step distributions to the
     frozen SFT expert's (Gaussians of equal variance: the squared distance of their means)."""
-    history = torch.tensor(observation(sample).history_ego, dtype=torch.float32)[None]
+    history = torch.tensor(observation(sample).history_ego, dtype=torch.float32, device=model.device)[None]
     path, kv = member["flow_path"], member["kv"]
     log_prob, means = model.flow_path_log_prob(kv, history, path, noise_std)
     with torch.no_grad():
-        history_n = history / model.pose_scale
-        reference = lambda a, tau: reference_expert(a, tau, history_n, kv, None)  # noqa: E731
-        _, reference_means = sde_log_prob(reference, path, noise_std)
+        _, reference_means = model.flow_path_log_prob(kv, history, path, noise_std, expert=reference_expert)
     variance = noise_std**2 / (path.shape[1] - 1)
     elements = means[0].numel()
     kl = ((means - reference_means) ** 2).sum() / (2.0 * variance) / elements
@@ -190,7 +187,7 @@ def flow_terms(
 def sequence_logprobs(model: SpanVLA, sample: dict[str, Any], tokens: list[int]) -> torch.Tensor:
     """Per-token log-probabilities ``[T]`` of ``tokens`` after the sample's prompt."""
     input_ids, pixel_values, grid = model.prompt(observation(sample))
-    full = torch.cat([input_ids, torch.tensor([tokens])], dim=1)
+    full = torch.cat([input_ids, model._ids([tokens])], dim=1)
     logits = model._forward(full, pixel_values, grid).logits[0, input_ids.shape[1] - 1 : -1]
     return torch.log_softmax(logits.float(), dim=-1).gather(1, full[0, input_ids.shape[1] :, None])[:, 0]
 

@@ -1,5 +1,7 @@
 """The SpanVLA object: reasoning with a cache, flow planning, AR action tokens, losses, and checkpoints."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +157,40 @@ def test_language_loss_covers_reasoning_and_action_tokens(model):
         with_actions = model.language_loss(observation(), f"{THINK_START} decelerate {THINK_END}", target)
     assert torch.isfinite(text_only) and torch.isfinite(with_actions)
     assert not torch.isclose(text_only, with_actions)
+
+
+# --- precision: every method with the weights in bf16 / fp16 ----------------------------------------------------------
+# Each tensor a method makes takes the model's device and dtype: one made in fp32 on the CPU beside bf16 weights
+# raises in the first matmul, as a CPU tensor beside CUDA weights does. The CUDA run is in test/model/test_cuda.py.
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_every_method_runs_in_half_precision_and_stays_near_fp32(model, dtype):
+    model = copy.deepcopy(model).to(dtype)
+    assert model.dtype == dtype and model.pose_scale.dtype == torch.float32
+    obs = observation()
+    reasoning = model.reason(obs)
+    assert reasoning.kv_layers[0][0].dtype == dtype
+    plan = model.plan(reasoning, obs.history_ego)
+    reference = model.plan(model.reason(obs), obs.history_ego)
+    assert plan.dtype == np.float32 and np.isfinite(plan).all()
+    # Half-precision weights move the plan by centimetres, not metres (the flow's state stays float32).
+    assert np.abs(plan[:, :2] - reference[:, :2]).max() < 1.0
+    assert model.plan_autoregressive(obs, num_actions=3).shape == (3, 3)
+    loss = model.language_loss(obs, "lead vehicle brakes ahead", reference)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    layers = [(k.to(dtype), v.to(dtype)) for k, v in reasoning.kv_layers]
+    history = torch.tensor(obs.history_ego, dtype=torch.float32)[None]
+    target = torch.tensor(reference, dtype=torch.float32)[None]
+    flow = model.flow_loss(layers, history, target, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(flow)
+    poses, path = model.flow_sample_sde(layers, history, 0.1, generator=torch.Generator().manual_seed(0))
+    log_prob, _ = model.flow_path_log_prob(layers, history, path, 0.1)
+    assert poses.dtype == torch.float32 and torch.isfinite(log_prob).all()
+
+
+def test_pose_scale_is_exact_float32_after_a_cast(model):
+    model = copy.deepcopy(model).to(torch.bfloat16)
+    scale = model.pose_scale.tolist()
+    assert scale == pytest.approx(list(model.config.expert.pose_scale), abs=1e-7)
+    assert "pose_scale" not in model.state_dict()
