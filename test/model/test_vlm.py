@@ -130,3 +130,29 @@ def test_numpy_rope_positions_match_the_model(tiny):
     positions, our_delta = rope_positions(input_ids[0].numpy(), model.config.image_token_id, grid.numpy(), 2)
     np.testing.assert_array_equal(positions, expected.numpy())
     assert our_delta == int(delta.reshape(-1)[0])
+
+
+@pytest.mark.parametrize("image_size", [112, 140])
+def test_batched_window_attention_matches_transformers_window_loop(tiny, image_size):
+    """One SDPA over all windows gives what transformers' per-window loop gives: equal windows (112²) and unequal
+    ones at the image edge (140²: 5 merged units a side, windows of 2)."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention
+
+    from spanvla_ros.model.vlm import BatchedWindowAttention
+
+    _, config, model, _, _, _ = tiny
+    images = np.random.default_rng(1).integers(0, 255, size=(3, image_size, image_size, 3), dtype=np.uint8)
+    pixel_values, grid = patchify(images, config)
+    visual = model.model.visual
+    assert all(isinstance(block.attn, BatchedWindowAttention) for block in visual.blocks)
+    with torch.no_grad():
+        batched = visual(pixel_values, grid_thw=grid).pooler_output
+        for block in visual.blocks:
+            block.attn.__class__ = Qwen2_5_VLVisionAttention
+        try:
+            looped = visual(pixel_values, grid_thw=grid).pooler_output
+        finally:
+            for block in visual.blocks:
+                block.attn.__class__ = BatchedWindowAttention
+    assert batched.shape == looped.shape == (3 * (image_size // 28) ** 2, config.hidden_size)
+    torch.testing.assert_close(batched, looped, atol=1e-5, rtol=1e-4)
