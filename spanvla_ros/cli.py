@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "engines", help="build TensorRT engines from an ONNX export (minutes on first build; cached under engines/)"
     )
     engines_cmd.add_argument("--onnx", type=Path, required=True, help="export directory from `spanvla export onnx`")
-    engines_cmd.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
+    engines_cmd.add_argument("--precision", choices=["fp16", "bf16", "fp32"], default="fp16")
     engines_cmd.add_argument("--workspace", type=int, default=4096, help="builder workspace (MB)")
     engines_cmd.add_argument("--engines", type=Path, default=Path("engines"), help="engine cache directory")
     engines_cmd.add_argument("--build-only", action="store_true", help="build and exit (prepare the car)")

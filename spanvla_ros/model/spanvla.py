@@ -37,6 +37,7 @@ from .flow import (
     sde_integrate,
     sde_log_prob,
 )
+from .kv_cache import KVBuffer
 from .tokenizer import ACTION, action_token_ids
 from .vlm import VLMConfig, build_vlm, cache_layers, image_token_types, patchify
 
@@ -166,53 +167,90 @@ class SpanVLA(nn.Module):
         text = self.tokenizer.decode(generated, skip_special_tokens=False)
         return Reasoning(text, generated, cache_layers(past), past)
 
-    # --- the steps the runtime backends and exported graphs run (explicit rope positions, stacked K/V) --------------
+    # --- the steps the runtime backends and exported graphs run (explicit rope positions) -----------------------------
 
-    def prefill(
-        self, input_ids: torch.Tensor, image_embeds: torch.Tensor, position_ids: torch.Tensor, attention_mask
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompt ``input_ids [1, S]`` with the vision tower's ``image_embeds`` merged at the image tokens (by
-        ``where``/``cumsum``: ``masked_scatter`` does not export) → logits and every layer's K/V
-        ``[L, 1, kv_heads, S, d]``; ``position_ids [3, 1, S]``."""
-        language_model = self.vlm.model.language_model
-        embeds = language_model.embed_tokens(input_ids)
+    def embed_prompt(self, input_ids: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with the vision tower's ``image_embeds`` merged at the image tokens (by
+        ``where``/``cumsum``: ``masked_scatter`` does not export)."""
+        embeds = self.vlm.model.language_model.embed_tokens(input_ids)
         is_image = input_ids == self.vlm.config.image_token_id
         index = (torch.cumsum(is_image.to(torch.int64), dim=1) - 1).clamp(min=0)
-        embeds = torch.where(is_image[..., None], image_embeds[index].to(embeds.dtype), embeds)
-        out = language_model(
-            inputs_embeds=embeds,
-            position_ids=position_ids,
-            attention_mask=attention_mask,
-            use_cache=True,
-            past_key_values=DynamicCache(config=language_model.config),
-        )
-        keys, values = stack_cache(out.past_key_values)
-        return self.vlm.lm_head(out.last_hidden_state), keys, values
+        return torch.where(is_image[..., None], image_embeds[index].to(embeds.dtype), embeds)
 
-    def decode_step(
-        self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention_mask, past_keys, past_values
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One token on the stacked past K/V → logits and the grown K/V."""
-        language_model = self.vlm.model.language_model
-        cache = DynamicCache(config=language_model.config)
-        for layer in range(past_keys.shape[0]):
-            cache.update(past_keys[layer], past_values[layer], layer)
-        out = language_model(
-            inputs_embeds=language_model.embed_tokens(input_ids),
+    def _language(self, embeds, position_ids, attention_mask, cache) -> torch.Tensor:
+        """The language model on a cache → logits of the last position ``[B, V]`` (float32)."""
+        out = self.vlm.model.language_model(
+            inputs_embeds=embeds,
             position_ids=position_ids,
             attention_mask=attention_mask,
             use_cache=True,
             past_key_values=cache,
         )
-        keys, values = stack_cache(out.past_key_values)
-        return self.vlm.lm_head(out.last_hidden_state), keys, values
+        return self.vlm.lm_head(out.last_hidden_state[:, -1]).float()
 
-    def selected_kv_layers(self, keys: torch.Tensor, values: torch.Tensor) -> list[KVLayer | None]:
-        """The action expert's layer list from the selected layers' stacked K/V ``[len(expert.layers), B, …]``."""
-        layers: list = [None] * self.vlm.config.text_config.num_hidden_layers
-        for i, layer in enumerate(self.expert.layers):
-            layers[layer] = (keys[i], values[i])
-        return layers
+    def prefill(
+        self, input_ids: torch.Tensor, image_embeds: torch.Tensor, position_ids: torch.Tensor, attention_mask
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The exported graph: prompt ``input_ids [B, S]`` → the last position's logits ``[B, 1, V]`` and every
+        layer's K/V ``[L, B, kv_heads, S, d]``; ``position_ids [3, B, S]``."""
+        cache = DynamicCache(config=self.vlm.model.language_model.config)
+        logits = self._language(self.embed_prompt(input_ids, image_embeds), position_ids, attention_mask, cache)
+        keys, values = stack_cache(cache)
+        return logits[:, None], keys, values
+
+    def decode_step(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, attention_mask, past_keys, past_values
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The exported graph: one token on the stacked past K/V → logits ``[B, 1, V]`` and the grown K/V."""
+        language_model = self.vlm.model.language_model
+        cache = DynamicCache(config=language_model.config)
+        for layer in range(past_keys.shape[0]):
+            cache.update(past_keys[layer], past_values[layer], layer)
+        logits = self._language(language_model.embed_tokens(input_ids), position_ids, attention_mask, cache)
+        keys, values = stack_cache(cache)
+        return logits[:, None], keys, values
+
+    def new_kv_buffer(self, max_length: int, batch: int = 1) -> KVBuffer:
+        """A preallocated K/V buffer for every VLM layer on the model's device, in its dtype."""
+        text = self.vlm.config.text_config
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        return KVBuffer(
+            text.num_hidden_layers, batch, text.num_key_value_heads, max_length, head_dim, self.dtype, self.device
+        )
+
+    def prefill_into(
+        self, buffer: KVBuffer, input_ids: torch.Tensor, image_embeds: torch.Tensor, position_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Prefill the prompt into ``buffer`` (written in place from its current length) → last logits ``[B, V]``."""
+        buffer.reserve(input_ids.shape[1])
+        logits = self._language(self.embed_prompt(input_ids, image_embeds), position_ids, None, buffer.cache())
+        buffer.advance(input_ids.shape[1])
+        return logits
+
+    def decode_into(self, buffer: KVBuffer, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """One token per batch item on ``buffer`` (its K/V written at ``buffer.length``) → logits ``[B, V]``."""
+        buffer.reserve(1)
+        embeds = self.vlm.model.language_model.embed_tokens(input_ids)
+        logits = self._language(embeds, position_ids, None, buffer.cache())
+        buffer.advance(1)
+        return logits
+
+    def decode_static(
+        self,
+        buffer: KVBuffer,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        write_position: torch.Tensor,
+        attend: torch.Tensor,
+    ) -> torch.Tensor:
+        """:meth:`decode_into` with every shape fixed, for CUDA-graph capture: the token's K/V go to the device-side
+        ``write_position [1]``, attention runs over the whole buffer where ``attend [B, S_max]`` is True (the caller
+        sets it for ``[0, length]``). The caller advances ``buffer.length``."""
+        text = self.vlm.config.text_config
+        mask = attend[:, None, None, :]
+        masks = {kind: mask for kind in set(getattr(text, "layer_types", None) or ["full_attention"])}
+        embeds = self.vlm.model.language_model.embed_tokens(input_ids)
+        return self._language(embeds, position_ids, masks, buffer.cache(write_position))
 
     def flow_velocity(
         self, actions, tau, history: torch.Tensor, kv_layers, kv_mask=None, expert: nn.Module | None = None

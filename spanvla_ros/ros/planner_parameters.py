@@ -21,7 +21,8 @@ PARAMETERS = [
     Param("fallback_backend", "", "Backend to start with when `backend` cannot load ('' = none: exit with an error)",
           choices=("", *BACKENDS)),
     Param("fallback_checkpoint", "", "Artefact for the fallback backend ('' = `checkpoint`)"),
-    Param("precision", "fp16", "TensorRT engine precision", choices=("fp16", "fp32")),
+    Param("precision", "fp32", "Inference precision: the torch backend's weights, or the TensorRT engines "
+          "(bf16/fp16 on a GPU; fp32 on a CPU)", choices=("fp32", "bf16", "fp16")),
     Param("device", "cpu", "Where inference runs (torch device / ONNX Runtime provider)", choices=("cpu", "cuda")),
     Param("num_threads", 1, "CPU threads for inference (0 = the library's default)", 0, 64),
     Param("planning_rate_hz", 10.0, "Rate of the action expert (trajectory publication)", 0.5, 50.0),
@@ -89,7 +90,7 @@ def load_runtime(params: dict[str, Any], log) -> tuple[Any, str, str]:
     def attempt(backend: str, spec: str):
         options: dict[str, Any] = {"threads": params["num_threads"]}
         if backend == "torch":
-            options.update(device=params["device"], flow_steps=params["flow_steps"])
+            options.update(device=params["device"], flow_steps=params["flow_steps"], precision=params["precision"])
         elif backend == "onnxruntime" and params["device"] == "cpu":
             options["providers"] = ["CPUExecutionProvider"]
         elif backend == "tensorrt":

@@ -67,7 +67,6 @@ def export_onnx(
     meta = runtime_meta(model, num_images)
     ex = example_inputs(model, num_images, batch=2)
     t = {k: torch.from_numpy(v) for k, v in ex.items()}
-    selected = meta["selected_layers"]
     graphs = {
         "vision": VisionGraph(model, t["grid_thw"]),
         "prefill": PrefillGraph(model),
@@ -82,7 +81,6 @@ def export_onnx(
         step_ids = t["input_ids"][:, :1]
         step_pos = t["position_ids"][:, :, -1:] + 1
         step_mask = torch.ones(2, keys.shape[3] + 1, dtype=torch.int64)
-        sel_k, sel_v = keys[selected], values[selected]
         kv_mask = torch.ones(2, keys.shape[3], dtype=torch.bool)
         actions = torch.zeros(2, meta["num_poses"], 3)
         tau = torch.zeros(2)
@@ -118,7 +116,7 @@ def export_onnx(
                 },
             ),
             "flow": (
-                (t["history"], sel_k, sel_v, kv_mask),
+                (t["history"], keys, values, kv_mask),
                 ["history", "keys", "values", "kv_mask"],
                 ["poses"],
                 {
@@ -130,7 +128,7 @@ def export_onnx(
                 },
             ),
             "flow_step": (
-                (actions, tau, t["history"], sel_k, sel_v, kv_mask),
+                (actions, tau, t["history"], keys, values, kv_mask),
                 ["actions", "tau", "history", "keys", "values", "kv_mask"],
                 ["velocity"],
                 {
@@ -184,9 +182,6 @@ def check_parity(model: SpanVLA, out: Path, num_images: int) -> dict[str, float]
     """Max |ORT − torch| per graph on one fresh example (batch 1, a different seed from the export)."""
     import onnxruntime as ort
 
-    from .backends.torch_backend import TorchBackend
-
-    reference = TorchBackend(model)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     sessions = {
@@ -194,8 +189,20 @@ def check_parity(model: SpanVLA, out: Path, num_images: int) -> dict[str, float]
         for n in ("vision", "prefill", "decode", "flow", "flow_step")
     }
     ex = example_inputs(model, num_images, batch=1, seed=1)
+    graphs = {
+        "vision": VisionGraph(model, torch.from_numpy(ex["grid_thw"])),
+        "prefill": PrefillGraph(model),
+        "decode": DecodeGraph(model),
+        "flow": FlowGraph(model),
+    }
+
+    def reference(graph: str, **feeds: np.ndarray) -> list[np.ndarray]:
+        with torch.no_grad():
+            out = graphs[graph](*(torch.from_numpy(np.asarray(v)) for v in feeds.values()))
+        return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
     errors: dict[str, float] = {}
-    embeds = reference.encode_images(ex["pixel_values"])
+    (embeds,) = reference("vision", pixel_values=ex["pixel_values"])
     errors["vision"] = _err(sessions["vision"].run(None, {"pixel_values": ex["pixel_values"]})[0], embeds)
     feed = {
         "input_ids": ex["input_ids"],
@@ -203,7 +210,7 @@ def check_parity(model: SpanVLA, out: Path, num_images: int) -> dict[str, float]
         "position_ids": ex["position_ids"],
         "attention_mask": ex["attention_mask"],
     }
-    logits, keys, values = reference.prefill(**feed)
+    logits, keys, values = reference("prefill", **feed)
     got = sessions["prefill"].run(None, feed)
     errors["prefill"] = max(_err(got[0], logits), _err(got[1], keys))
     step = {
@@ -213,16 +220,10 @@ def check_parity(model: SpanVLA, out: Path, num_images: int) -> dict[str, float]
         "past_keys": keys,
         "past_values": values,
     }
-    step_logits, _, _ = reference.decode(**step)
+    step_logits, _, _ = reference("decode", **step)
     errors["decode"] = _err(sessions["decode"].run(None, step)[0], step_logits)
-    selected = model.expert.layers
-    flow_feed = {
-        "history": ex["history"],
-        "keys": keys[selected],
-        "values": values[selected],
-        "kv_mask": np.ones((1, keys.shape[3]), bool),
-    }
-    errors["flow"] = _err(sessions["flow"].run(None, flow_feed)[0], reference.flow(**flow_feed))
+    flow_feed = {"history": ex["history"], "keys": keys, "values": values, "kv_mask": np.ones((1, keys.shape[3]), bool)}
+    errors["flow"] = _err(sessions["flow"].run(None, flow_feed)[0], reference("flow", **flow_feed)[0])
     return errors
 
 

@@ -7,7 +7,8 @@ each wraps one of the model's own steps (``prefill``, ``decode_step``, ``flow_ve
   embeddings are merged with ``where``/``cumsum`` (``masked_scatter`` does not export).
 * ``DecodeGraph``: one token with the past K/V (dynamic length) → logits and the grown K/V.
 * ``FlowGraph``: the action expert's whole few-step flow (history-initialised start, fixed step count) on the
-  selected layers' K/V → poses in metres. ``FlowStepGraph``: one velocity evaluation.
+  cache → poses in metres. ``FlowStepGraph``: one velocity evaluation. Both take every layer's K/V as decoding left
+  it and read the selected layers inside, so the cache goes from decode to flow without a gather on the host.
 
 K/V are stacked ``[layers, batch, kv_heads, seq, head_dim]``.
 """
@@ -57,7 +58,7 @@ class FlowStepGraph(nn.Module):
         self.model = model
 
     def forward(self, actions, tau, history, keys, values, kv_mask):
-        return self.model.flow_velocity(actions, tau, history, self.model.selected_kv_layers(keys, values), kv_mask)
+        return self.model.flow_velocity(actions, tau, history, cache_layers(keys, values), kv_mask)
 
 
 class FlowGraph(nn.Module):
@@ -69,5 +70,10 @@ class FlowGraph(nn.Module):
         self.num_steps = num_steps or model.config.expert.num_steps
 
     def forward(self, history, keys, values, kv_mask):
-        layers = self.model.selected_kv_layers(keys, values)
+        layers = cache_layers(keys, values)
         return self.model.flow_sample(layers, history, kv_mask, num_steps=self.num_steps, init="history")
+
+
+def cache_layers(keys: torch.Tensor, values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (K, V) of stacked ``[L, B, kv, S, d]`` (views; the expert reads only its selected layers)."""
+    return [(keys[i], values[i]) for i in range(keys.shape[0])]

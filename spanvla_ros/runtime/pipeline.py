@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +22,12 @@ class InputError(ValueError):
 
 @dataclass
 class ReasoningResult:
+    """The generated text and the cache over prompt + reasoning, still on the backend's device (``cache.length``
+    positions; ``cache.host()`` copies its K/V ``[L, 1, kv_heads, S, d]`` out)."""
+
     text: str
     token_ids: list[int]
-    keys: np.ndarray  # [L, 1, kv_heads, S, d]
-    values: np.ndarray
+    cache: Any
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,37 +79,25 @@ class SpanVLARuntime:
         positions, delta = rope_positions(ids, meta["image_token_id"], grid, meta["spatial_merge_size"])
         timings["preprocess_ms"] = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()
-        embeds = self.backend.encode_images(pixel_values)
-        logits, keys, values = self.backend.prefill(ids[None], embeds, positions, np.ones((1, len(ids)), np.int64))
+        backend = self.backend
+        budget = max_new_tokens or meta["max_reasoning_tokens"]
+        embeds = backend.encode_images(pixel_values)
+        logits, cache = backend.prefill(ids[None], embeds, positions, len(ids) + budget + 1)
         timings["prefill_ms"] = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()
-        cache = {"keys": keys, "values": values}
-
-        def step(token: int) -> np.ndarray:
-            length = cache["keys"].shape[3]
-            position = np.full((3, 1, 1), length + delta, dtype=np.int64)
-            logits, cache["keys"], cache["values"] = self.backend.decode(
-                np.array([[token]], np.int64), position, np.ones((1, length + 1), np.int64), cache["keys"],
-                cache["values"],
-            )  # fmt: skip
-            return logits[0, -1]
-
-        stop = (meta["action_marker_id"], meta["eos_token_id"])
-        budget = max_new_tokens or meta["max_reasoning_tokens"]
-        generated = decode_tokens(logits[0, -1], step, greedy, budget, stop)
-        keys, values = cache["keys"], cache["values"]
+        try:
+            step = lambda token: backend.decode(token, cache.length + delta, cache)  # noqa: E731
+            stop = (meta["action_marker_id"], meta["eos_token_id"])
+            generated = decode_tokens(logits, step, greedy, budget, stop)
+        finally:
+            cache = backend.finish(cache)
         timings["decode_ms"] = 1e3 * (time.perf_counter() - start)
         timings["tokens"] = float(len(generated))
-        return ReasoningResult(
-            self.tokenizer.decode(generated, skip_special_tokens=False), generated, keys, values, timings
-        )
+        return ReasoningResult(self.tokenizer.decode(generated, skip_special_tokens=False), generated, cache, timings)
 
     def plan(self, reasoning: ReasoningResult, history_ego: np.ndarray) -> np.ndarray:
-        """Poses ``[N, 3]`` (ego frame) from the flow expert on the reasoning's cache (selected layers only)."""
+        """Poses ``[N, 3]`` (ego frame) from the flow expert on the reasoning's cache."""
         history = np.asarray(history_ego, dtype=np.float32)
         if history.shape != (self.meta["history_len"], 3) or not np.isfinite(history).all():
             raise InputError(f"history must be finite [{self.meta['history_len']}, 3], got {list(history.shape)}")
-        selected = self.meta["selected_layers"]
-        keys, values = reasoning.keys[selected], reasoning.values[selected]
-        mask = np.ones((1, keys.shape[3]), dtype=bool)
-        return self.backend.flow(history[None], keys, values, mask)[0]
+        return self.backend.flow(history, reasoning.cache)

@@ -70,7 +70,7 @@ def test_profiles_cover_the_export_shapes():
     low, opt, high = profiles["decode"]["past_keys"]
     assert low[0] == opt[0] == high[0] == 4 and low[3] <= opt[3] <= high[3]
     assert profiles["vision"]["pixel_values"][0] == (128, 1176)
-    assert profiles["flow"]["keys"][1][0] == 2
+    assert profiles["flow"]["keys"][1][0] == 4  # every layer: the flow graph selects inside
     assert TRT_TO_NUMPY["HALF"].__name__ == "float16"
 
 

@@ -47,7 +47,7 @@ def test_ort_matches_torch_for_prefill_decode_and_plan(exported):
     ort_rt = SpanVLARuntime(OnnxRuntimeBackend(out), out / "tokenizer.json")
     a = torch_rt.reason(*observation(), max_new_tokens=32)
     b = ort_rt.reason(*observation(), max_new_tokens=32)
-    np.testing.assert_allclose(b.keys, a.keys, atol=TOLERANCE)
+    np.testing.assert_allclose(b.cache.host()[0], a.cache.host()[0], atol=TOLERANCE)
     assert b.token_ids == a.token_ids and b.text == a.text  # greedy text identical over 32 tokens
     assert len(a.token_ids) == 32 or a.token_ids[-1] in (model.action_marker_id, model.tokenizer.eos_token_id)
     plan_a, plan_b = torch_rt.plan(a, observation()[4]), ort_rt.plan(b, observation()[4])
@@ -73,11 +73,10 @@ def test_batch_dimension_stays_dynamic(exported):
     backend = OnnxRuntimeBackend(out)
     runtime = SpanVLARuntime(backend, out / "tokenizer.json")
     result = runtime.reason(*observation(), max_new_tokens=2)
-    selected = backend.meta["selected_layers"]
-    keys = np.repeat(result.keys[selected], 3, axis=1)
-    values = np.repeat(result.values[selected], 3, axis=1)
+    keys, values = (np.repeat(kv, 3, axis=1) for kv in result.cache.host())
     history = np.repeat(observation()[4][None].astype(np.float32), 3, 0)
-    poses = backend.flow(history, keys, values, np.ones((3, keys.shape[3]), bool))
+    feeds = {"history": history, "keys": keys, "values": values, "kv_mask": np.ones((3, keys.shape[3]), bool)}
+    poses = backend.to_host(backend.run_graph("flow", feeds)[0])
     assert poses.shape == (3, 10, 3)
     np.testing.assert_allclose(poses[0], poses[2], atol=1e-5)
 
@@ -125,3 +124,23 @@ def test_an_export_from_another_architecture_is_refused(exported, tmp_path):
     other.save(tmp_path / "other")
     with pytest.raises(ArtifactError, match="selected_layers: export has"):
         verify_export(out, tmp_path / "other")
+
+
+def test_the_cache_stays_on_the_backend_from_prefill_to_the_flow(exported):
+    """ONNX Runtime keeps the K/V as OrtValues between graphs (I/O binding); torch writes them into one preallocated
+    buffer sized for the prompt and the token budget; both give the model's own result."""
+    import onnxruntime as ort
+
+    from spanvla_ros.model.kv_cache import KVBuffer
+
+    model, out, _ = exported
+    ort_result = SpanVLARuntime(OnnxRuntimeBackend(out), out / "tokenizer.json").reason(*observation(), 6)
+    assert isinstance(ort_result.cache.keys, ort.OrtValue)
+    torch_rt = SpanVLARuntime(TorchBackend(model), out / "tokenizer.json")
+    result = torch_rt.reason(*observation(), 6)
+    cache = result.cache
+    assert isinstance(cache, KVBuffer) and cache.max_length >= cache.length
+    prompt_length = cache.length - len(result.token_ids)
+    assert cache.max_length == prompt_length + 6 + 1  # preallocated once: prompt + budget + marker
+    assert ort_result.cache.length == cache.length
+    np.testing.assert_allclose(ort_result.cache.host()[1], cache.host()[1], atol=TOLERANCE)

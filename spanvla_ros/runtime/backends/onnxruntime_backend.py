@@ -1,9 +1,15 @@
-"""ONNX Runtime backend over an export directory (CPUExecutionProvider here; the CUDA provider when present)."""
+"""ONNX Runtime backend over an export directory (CPUExecutionProvider here; the CUDA provider when present).
+
+Graphs run through I/O binding: outputs stay ``OrtValue``s on the session's device and feed the next graph as they
+are (the K/V from prefill through every decode step to the flow), so only token ids, positions, the last logits and
+the poses cross to the host."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..artefact import ArtifactError, read_export
 from .base import BackendUnavailableError, GraphBackend
@@ -32,6 +38,10 @@ class OnnxRuntimeBackend(GraphBackend):
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
             raise ArtifactError(f"{self.directory}: ONNX Runtime cannot load the graphs: {exc}") from exc
         self.providers = providers
+        cuda = "CUDAExecutionProvider" in self.sessions["decode"].get_providers()
+        self.device_type = "cuda" if cuda else "cpu"
+        self.outputs = {name: [o.name for o in s.get_outputs()] for name, s in self.sessions.items()}
+        self._ort = ort
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -48,4 +58,17 @@ class OnnxRuntimeBackend(GraphBackend):
         return cls(artifact, providers=options.get("providers"), threads=options.get("threads", 0))
 
     def run_graph(self, graph, feeds):
-        return self.sessions[graph].run(None, feeds)
+        session = self.sessions[graph]
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, self._ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in self.outputs[graph]:
+            binding.bind_output(name, self.device_type)
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()
+
+    def to_host(self, value):
+        return value.numpy() if isinstance(value, self._ort.OrtValue) else np.asarray(value)

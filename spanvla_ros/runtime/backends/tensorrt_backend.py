@@ -1,6 +1,8 @@
 """TensorRT backend (TensorRT 10 named-tensor API): engines built from the ONNX export with optimisation profiles for
 the dynamic axes, cached by :class:`~spanvla_ros.runtime.engine_cache.EngineCache`, run with ``set_input_shape``,
-``set_tensor_address`` and ``execute_async_v3`` on torch CUDA buffers (no index bindings, no pycuda needed).
+``set_tensor_address`` and ``execute_async_v3`` on torch CUDA buffers (no index bindings, no pycuda needed). Outputs
+stay torch CUDA tensors and feed the next engine as they are: the K/V never leave the GPU, and only the argmax of the
+logits crosses to the host.
 
 The full TensorRT builder cannot be installed in this project's CI machines; this path is written to the TensorRT 10
 Python API documentation, its cache and bookkeeping are unit-tested without TensorRT, and it runs where TensorRT and a
@@ -37,7 +39,6 @@ TRT_TO_NUMPY = {
 def profile_shapes(meta: dict[str, Any], max_batch: int = 4, max_sequence: int = 1024) -> dict[str, dict]:
     """Optimisation profiles (min, opt, max) per graph input for the dynamic axes of the export."""
     L, H, D = meta["num_layers"], meta["kv_heads"], meta["head_dim"]
-    n_sel = len(meta["selected_layers"])
     image_tokens = meta["num_images"] * meta["tokens_per_image"]
     opt_seq = image_tokens + 64
     patches = meta["num_images"] * (meta["image_size"] // meta["patch_size"]) ** 2
@@ -68,8 +69,8 @@ def profile_shapes(meta: dict[str, Any], max_batch: int = 4, max_sequence: int =
         },
         "flow": {
             "history": ((1, history, 3), (1, history, 3), (max_batch, history, 3)),
-            "keys": seq(1, 1, max_batch, lambda b, s: (n_sel, b, H, s, D)),
-            "values": seq(1, 1, max_batch, lambda b, s: (n_sel, b, H, s, D)),
+            "keys": seq(1, 1, max_batch, lambda b, s: (L, b, H, s, D)),
+            "values": seq(1, 1, max_batch, lambda b, s: (L, b, H, s, D)),
             "kv_mask": seq(1, 1, max_batch, lambda b, s: (b, s)),
         },
     }
@@ -150,6 +151,8 @@ def _build(trt: Any, onnx_path: Path, shapes: dict[str, tuple], precision: str, 
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "bf16":
+        config.set_flag(trt.BuilderFlag.BF16)
     progress = _Progress(trt, onnx_path.stem)
     if progress.monitor is not None:
         config.progress_monitor = progress.monitor
@@ -219,13 +222,17 @@ class TensorRTBackend(GraphBackend):
             options.get("allow_build", False),
         )
 
-    def run_graph(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Named-tensor execution: set shapes and addresses by name, run on our stream, copy outputs back."""
+    def run_graph(self, graph: str, feeds: dict[str, Any]) -> list[Any]:
+        """Named-tensor execution: set shapes and addresses by name, run on our stream; outputs stay on the GPU."""
         torch = self._torch
         engine, context = self.engines[graph], self.contexts[graph]
         keep = []
-        for name, array in feeds.items():
-            tensor = torch.from_numpy(np.ascontiguousarray(array)).cuda(non_blocking=True)
+        for name, value in feeds.items():
+            if torch.is_tensor(value):
+                tensor = value.contiguous()
+            else:
+                tensor = torch.from_numpy(np.ascontiguousarray(value)).cuda(non_blocking=True)
+            tensor.record_stream(self.stream)  # read on our stream: not reused before the engine is done
             keep.append(tensor)
             context.set_input_shape(name, tuple(tensor.shape))
             context.set_tensor_address(name, tensor.data_ptr())
@@ -238,10 +245,17 @@ class TensorRTBackend(GraphBackend):
             out = torch.empty(tuple(context.get_tensor_shape(name)), dtype=_torch_dtype(torch, dtype), device="cuda")
             context.set_tensor_address(name, out.data_ptr())
             outputs[name] = out
+        self.stream.wait_stream(torch.cuda.current_stream())  # inputs copied on the default stream
         if not context.execute_async_v3(self.stream.cuda_stream):
             raise RuntimeError(f"TensorRT execution of {graph} failed")
-        self.stream.synchronize()
-        return [o.cpu().numpy() for o in outputs.values()]
+        torch.cuda.current_stream().wait_stream(self.stream)
+        return list(outputs.values())
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return value.float().cpu().numpy() if self._torch.is_tensor(value) else np.asarray(value)
+
+    def logits(self, value: Any) -> Any:
+        return value[0, -1]  # stays on the GPU: ``greedy`` takes its argmax there
 
 
 def _torch_dtype(torch: Any, dtype: type) -> Any:

@@ -1,28 +1,66 @@
-"""PyTorch eager backend: the graph modules run directly on the SpanVLA model (CPU or CUDA)."""
+"""PyTorch backend: the SpanVLA model's own steps on its device (CPU or CUDA) in fp32, bf16 or fp16.
+
+The K/V live in a preallocated :class:`~spanvla_ros.model.kv_cache.KVBuffer` written in place; image embeddings,
+K/V and logits never leave the device (the host reads one token id per decoded token, and the poses).
+
+On CUDA with ``cuda_graphs`` the decode step and the whole flow are captured as CUDA graphs (static shapes: the decode
+step on a working buffer with a device-side write position and mask, the flow on a cache padded to a multiple of
+``GRAPH_BUCKET`` positions). A capture that fails falls back to eager execution, and ``graph_status`` says why.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from ...model.kv_cache import KVBuffer
 from ...model.spanvla import SpanVLA
 from ..artefact import runtime_meta
-from ..graphs import DecodeGraph, FlowGraph, PrefillGraph
+from ..graphs import FlowGraph
 from .base import Backend
+
+log = logging.getLogger(__name__)
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: Cache lengths are rounded up to a multiple of this for captured graphs (one capture per bucket).
+GRAPH_BUCKET = 64
+
+
+def padded_length(length: int, bucket: int = GRAPH_BUCKET) -> int:
+    return -(-length // bucket) * bucket
 
 
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, model: SpanVLA, device: str = "cpu", num_images: int = 2) -> None:
-        self.model = model.eval().to(device)
+    def __init__(
+        self,
+        model: SpanVLA,
+        device: str = "cpu",
+        num_images: int = 2,
+        precision: str = "fp32",
+        flow_steps: int = 0,
+        cuda_graphs: bool | None = None,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
+        # Note: moves (and casts) the model it is given.
+        self.model = model.eval().to(device=self.device, dtype=PRECISIONS[precision])
+        self.precision = precision
         self.meta = runtime_meta(model, num_images)
-        self._prefill = PrefillGraph(self.model)
-        self._decode = DecodeGraph(self.model)
-        self._flow = FlowGraph(self.model)
+        self.selected = list(self.meta["selected_layers"])
+        self._flow = FlowGraph(self.model, num_steps=flow_steps or None)
+        side = self.meta["image_size"] // self.meta["patch_size"]
+        self._grid = torch.tensor([[1, side, side]] * num_images, device=self.device)
+        use_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        if use_graphs and self.device.type != "cuda":
+            raise ValueError("cuda_graphs needs a CUDA device")
+        self.graphs = _Graphs(self) if use_graphs else None
 
     @classmethod
     def from_artifact(
@@ -32,38 +70,204 @@ class TorchBackend(Backend):
         num_images: int = 2,
         flow_steps: int = 0,
         threads: int = 0,
+        precision: str = "fp32",
+        cuda_graphs: bool | None = None,
         **_: object,
     ) -> TorchBackend:
         if threads:
             torch.set_num_threads(threads)
-        backend = cls(SpanVLA.load(artifact), device=device, num_images=num_images)
-        if flow_steps:
-            backend._flow = FlowGraph(backend.model, num_steps=flow_steps)
-        return backend
+        model = SpanVLA.load(artifact)
+        return cls(model, device, num_images, precision, flow_steps, cuda_graphs)
+
+    @property
+    def graph_status(self) -> dict[str, str]:
+        """Per step: "captured", "eager" or why a capture failed."""
+        return self.graphs.status if self.graphs else {"decode": "eager", "flow": "eager"}
 
     def _t(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, non_blocking=True)
 
     @torch.no_grad()
-    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
-        count = self.meta["num_images"]
-        side = self.meta["image_size"] // self.meta["patch_size"]
-        grid = torch.tensor([[1, side, side]] * count, device=self.device)
-        out = self.model.vlm.model.visual(self._t(pixel_values), grid_thw=grid)
-        return getattr(out, "pooler_output", out).cpu().numpy()
+    def encode_images(self, pixel_values: np.ndarray) -> torch.Tensor:
+        visual = self.model.vlm.model.visual
+        out = visual(self._t(pixel_values).to(visual.dtype), grid_thw=self._grid)
+        return getattr(out, "pooler_output", out)
 
     @torch.no_grad()
-    def prefill(self, input_ids, image_embeds, position_ids, attention_mask):
-        out = self._prefill(self._t(input_ids), self._t(image_embeds), self._t(position_ids), self._t(attention_mask))
-        return tuple(o.cpu().numpy() for o in out)
+    def prefill(self, input_ids, image_embeds, position_ids, max_length):
+        ids = self._t(input_ids)
+        if self.graphs is not None:
+            buffer = self.graphs.working_buffer(max_length)
+            if buffer is not None:
+                return self.model.prefill_into(buffer, ids, image_embeds, self._t(position_ids))[0], buffer
+        buffer = self.model.new_kv_buffer(max_length)
+        return self.model.prefill_into(buffer, ids, image_embeds, self._t(position_ids))[0], buffer
 
     @torch.no_grad()
-    def decode(self, input_ids, position_ids, attention_mask, past_keys, past_values):
-        out = self._decode(
-            self._t(input_ids), self._t(position_ids), self._t(attention_mask), self._t(past_keys), self._t(past_values)
-        )
-        return tuple(o.cpu().numpy() for o in out)
+    def decode(self, token: int, position: int, cache: KVBuffer) -> torch.Tensor:
+        if self.graphs is not None and self.graphs.owns(cache):
+            return self.graphs.decode(token, position, cache)
+        ids = torch.tensor([[token]], device=self.device)
+        positions = torch.full((3, 1, 1), position, device=self.device)
+        return self.model.decode_into(cache, ids, positions)[0]
+
+    def finish(self, cache: KVBuffer) -> KVBuffer:
+        if self.graphs is not None and self.graphs.owns(cache):
+            return self.graphs.release(cache)
+        return cache
 
     @torch.no_grad()
-    def flow(self, history, keys, values, kv_mask):
-        return self._flow(self._t(history), self._t(keys), self._t(values), self._t(kv_mask)).cpu().numpy()
+    def flow(self, history: np.ndarray, cache: KVBuffer) -> np.ndarray:
+        history_t = self._t(np.asarray(history, np.float32)[None])
+        if self.graphs is not None:
+            poses = self.graphs.flow(history_t, cache)
+        else:
+            layers: list = [None] * cache.keys.shape[0]
+            for index, kv in zip(self.selected, cache.layers(self.selected), strict=True):
+                layers[index] = kv
+            poses = self.model.flow_sample(layers, history_t, num_steps=self._flow.num_steps, init="history")
+        return poses[0].cpu().numpy()
+
+
+class _Graphs:
+    """CUDA graphs of the torch backend: the decode step on a reused working buffer per length bucket, and the flow
+    per cache-length bucket. Any capture failure leaves that step eager."""
+
+    def __init__(self, backend: TorchBackend) -> None:
+        self.backend = backend
+        self.model = backend.model
+        self.status = {"decode": "not captured yet", "flow": "not captured yet"}
+        self._decode: dict[int, dict[str, Any]] = {}
+        self._flow: dict[int, dict[str, Any]] = {}
+        self._busy = threading.Lock()  # one reasoning pass at a time on the working buffers
+        self._leased: KVBuffer | None = None
+
+    # --- decode ------------------------------------------------------------------------------------------------------
+
+    def working_buffer(self, max_length: int) -> KVBuffer | None:
+        """The captured decode step's buffer for this length (None: busy, or decode runs eager)."""
+        if self.status["decode"].startswith("failed") or not self._busy.acquire(blocking=False):
+            return None
+        size = padded_length(max_length)
+        entry = self._decode.get(size) or self._capture_decode(size)
+        if entry is None:
+            self._busy.release()
+            return None
+        entry["buffer"].length = 0
+        self._leased = entry["buffer"]
+        return entry["buffer"]
+
+    def owns(self, cache: KVBuffer) -> bool:
+        return cache is self._leased
+
+    def release(self, cache: KVBuffer) -> KVBuffer:
+        """A tight copy of the used part (the working buffer is reused by the next pass)."""
+        copy = KVBuffer.__new__(KVBuffer)
+        copy.keys = cache.keys[:, :, :, : cache.length].clone()
+        copy.values = cache.values[:, :, :, : cache.length].clone()
+        copy.length = cache.length
+        self._leased = None
+        self._busy.release()
+        return copy
+
+    def decode(self, token: int, position: int, cache: KVBuffer) -> torch.Tensor:
+        entry = self._decode[cache.max_length]
+        cache.reserve(1)
+        entry["ids"].fill_(token)
+        entry["positions"].fill_(position)
+        entry["write"].fill_(cache.length)
+        entry["attend"][:, : cache.length + 1] = True  # the prompt, what was decoded, and this token
+        entry["attend"][:, cache.length + 1 :] = False
+        entry["graph"].replay()
+        cache.advance(1)
+        return entry["logits"][0]
+
+    def _capture_decode(self, size: int) -> dict[str, Any] | None:
+        device = self.backend.device
+        buffer = self.model.new_kv_buffer(size)
+        entry = {
+            "buffer": buffer,
+            "ids": torch.zeros(1, 1, dtype=torch.int64, device=device),
+            "positions": torch.zeros(3, 1, 1, dtype=torch.int64, device=device),
+            "write": torch.zeros(1, dtype=torch.int64, device=device),
+            "attend": torch.zeros(1, size, dtype=torch.bool, device=device),
+        }
+
+        def step() -> torch.Tensor:
+            return self.model.decode_static(buffer, entry["ids"], entry["positions"], entry["write"], entry["attend"])
+
+        try:
+            entry["graph"], entry["logits"] = _capture(step)
+        except Exception as exc:  # not every transformers path captures: stay eager, say why
+            self.status["decode"] = f"failed: {type(exc).__name__}: {exc}"
+            log.warning("decode runs eager: CUDA-graph capture failed (%s)", exc)
+            return None
+        self.status["decode"] = "captured"
+        self._decode[size] = entry
+        return entry
+
+    # --- flow --------------------------------------------------------------------------------------------------------
+
+    def flow(self, history: torch.Tensor, cache: KVBuffer) -> torch.Tensor:
+        size = padded_length(cache.length)
+        entry = self._flow.get(size)
+        if entry is None and not self.status["flow"].startswith("failed"):
+            entry = self._capture_flow(size, history, cache)
+        selected = self.backend.selected
+        if entry is None:
+            layers: list = [None] * cache.keys.shape[0]
+            for index, kv in zip(selected, cache.layers(selected), strict=True):
+                layers[index] = kv
+            return self.model.flow_sample(layers, history, num_steps=self.backend._flow.num_steps, init="history")
+        n = cache.length
+        entry["history"].copy_(history)
+        entry["keys"][:, :, :, :n].copy_(cache.keys[selected, :, :, :n])
+        entry["values"][:, :, :, :n].copy_(cache.values[selected, :, :, :n])
+        torch.lt(entry["positions"], n, out=entry["mask"][0])
+        entry["graph"].replay()
+        return entry["poses"].clone()
+
+    def _capture_flow(self, size: int, history: torch.Tensor, cache: KVBuffer) -> dict[str, Any] | None:
+        selected = self.backend.selected
+        device = self.backend.device
+        keys = torch.zeros((len(selected), *cache.keys.shape[1:3], size, cache.keys.shape[4]), dtype=cache.keys.dtype)
+        entry = {
+            "history": history.clone(),
+            "keys": keys.to(device),
+            "values": keys.to(device).clone(),
+            "mask": torch.zeros(1, size, dtype=torch.bool, device=device),
+            "positions": torch.arange(size, device=device),
+        }
+        entry["mask"][:, 0] = True
+        layers: list = [None] * cache.keys.shape[0]
+        for i, index in enumerate(selected):
+            layers[index] = (entry["keys"][i], entry["values"][i])
+        num_steps = self.backend._flow.num_steps
+
+        def run() -> torch.Tensor:
+            return self.model.flow_sample(layers, entry["history"], entry["mask"], num_steps=num_steps, init="history")
+
+        try:
+            entry["graph"], entry["poses"] = _capture(run)
+        except Exception as exc:
+            self.status["flow"] = f"failed: {type(exc).__name__}: {exc}"
+            log.warning("flow runs eager: CUDA-graph capture failed (%s)", exc)
+            return None
+        self.status["flow"] = "captured"
+        self._flow[size] = entry
+        return entry
+
+
+def _capture(function) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Warm ``function`` up on a side stream (as CUDA-graph capture requires), then capture it; returns the graph and
+    its static output."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), torch.cuda.stream(stream):
+        for _ in range(2):
+            function()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        output = function()
+    return graph, output
