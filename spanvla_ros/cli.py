@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .config import ConfigError
@@ -197,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--init", type=Path, default=None, help="checkpoint to start from (required for sft-bridge and grpo)"
         )
         cmd.add_argument("--resume", action="store_true", help="continue this stage from its last checkpoint")
+        if stage == "sft-vlm":
+            cmd.add_argument(
+                "--strategy",
+                choices=["ddp", "fsdp"],
+                default=None,
+                help="under torchrun: replicate the VLM (ddp) or shard it per decoder layer (fsdp, for a 3B VLM); "
+                "default: sft_vlm.strategy of the config",
+            )
         cmd.set_defaults(handler=_train, stage=stage)
 
     recipe = train_commands.add_parser("recipe", help="data + all three stages + evaluation → a shippable checkpoint")
@@ -551,6 +560,8 @@ def _train(args: argparse.Namespace) -> int:
     from .training import load_train_config
 
     config = load_train_config(args.config)
+    if getattr(args, "strategy", None):
+        config = replace(config, sft_vlm=replace(config.sft_vlm, strategy=args.strategy))
     if args.stage == "sft-vlm":
         from .training.sft import sft_vlm
 

@@ -59,6 +59,14 @@ class SFTVLMConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     reasoning_weight: float = 1.0
     action_token_weight: float = 1.0
+    #: "ddp" (the VLM replicated on every rank) or "fsdp" (FSDP2: each decoder layer and vision block sharded, then
+    #: the model; bf16 parameters with fp32 gradient reduction on GPUs): a 3B VLM's training state does not fit
+    #: replicated on one GPU. Stages 2 and 3 train the action expert / LoRA adapters and stay DDP.
+    strategy: str = "ddp"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("ddp", "fsdp"):
+            raise ValueError(f"sft_vlm.strategy must be 'ddp' or 'fsdp', got {self.strategy!r}")
 
 
 @dataclass(frozen=True)

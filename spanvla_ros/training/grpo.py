@@ -207,7 +207,7 @@ def grpo(config: TrainConfig, *, init: str | Path, resume: bool = False, progres
         "negative": cfg.mix_negative,
         "recovery": cfg.mix_recovery,
     }
-    model = SpanVLA.load(init)
+    model = SpanVLA.load(init).to(env.device)
     add_lora(model, cfg.lora_rank, cfg.lora_alpha)
     train_expert = cfg.trajectory_source == "flow" and cfg.flow_noise_std > 0
     reference_expert = None

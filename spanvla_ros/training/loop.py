@@ -1,6 +1,6 @@
-"""What every training stage shares: torchrun/DDP set-up, AdamW with warm-up + cosine, checkpoints that resume (model
-as a SpanVLA checkpoint, optimizer and scheduler as safetensors + JSON: nothing is pickled), TensorBoard scalars and a
-tqdm bar with loss and samples/s."""
+"""What every training stage shares: torchrun set-up, DDP or FSDP2 on the ranks' devices, AdamW with warm-up +
+cosine, checkpoints that resume (model as a SpanVLA checkpoint, saved unsharded; optimizer and scheduler as
+safetensors + JSON: nothing is pickled), TensorBoard scalars and a tqdm bar with loss and samples/s."""
 
 from __future__ import annotations
 
@@ -51,12 +51,68 @@ def setup_distributed() -> Distributed:
 
 
 def wrap_ddp(module: nn.Module, env: Distributed) -> nn.Module:
-    """DDP over the module when distributed (a 3B VLM would use FSDP instead: see README), else the module."""
+    """DDP over the module (already on ``env.device``) when distributed, else the module."""
     if not env.enabled:
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    if env.device.type == "cuda":
+        return DistributedDataParallel(module, device_ids=[env.device.index], output_device=env.device.index)
+    return DistributedDataParallel(module)
+
+
+def shard_fsdp(objective: nn.Module, vlm: nn.Module, env: Distributed, mixed_precision: bool) -> nn.Module:
+    """FSDP2: every language-model decoder layer and vision block its own unit, then the objective (embeddings,
+    LM head, the rest) the root; bf16 parameters with fp32 gradient reduction on a bf16 GPU. Call before making the
+    optimizer (the parameters become sharded DTensors). Not distributed: the objective as it is."""
+    if not env.enabled:
+        return objective
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(env.device.type, (env.world_size,))
+    bf16 = mixed_precision and env.device.type == "cuda" and torch.cuda.is_bf16_supported()
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else None
+    options = {"mesh": mesh, **({"mp_policy": policy} if policy else {})}
+    for layer in vlm.model.language_model.layers:
+        fully_shard(layer, **options)
+    for block in vlm.model.visual.blocks:
+        fully_shard(block, **options)
+    fully_shard(objective, **options)
+    return objective
+
+
+def is_sharded(module: nn.Module) -> bool:
+    return any(hasattr(p, "full_tensor") for p in module.parameters())
+
+
+def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state on the CPU, unsharded (a collective under FSDP: every rank calls it)."""
+    if not is_sharded(module):
+        return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def full_optimizer_state(module: nn.Module, optimizer) -> dict[str, Any]:
+    """The optimizer's state as ``optimizer.state_dict()`` gives it, unsharded under FSDP (keyed by parameter
+    name then; a collective)."""
+    if not is_sharded(module):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(module, optimizer, options=options)
+
+
+def load_optimizer_state(module: nn.Module, optimizer, state: dict[str, Any]) -> None:
+    if not is_sharded(module):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(module, optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
 def cleanup_distributed() -> None:
@@ -95,16 +151,24 @@ def clip_and_step(module: nn.Module, optimizer, scheduler, grad_clip: float) -> 
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(norm)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: a DTensor
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------------------
 
 
-def save_trainer_state(directory: Path, optimizer, scheduler, step: int, extra: dict[str, Any] | None = None) -> None:
-    """Optimizer tensors as safetensors, everything else as JSON."""
+def save_trainer_state(
+    directory: Path,
+    optimizer,
+    scheduler,
+    step: int,
+    extra: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+) -> None:
+    """Optimizer tensors as safetensors, everything else as JSON (``optimizer_state``: an unsharded state to write
+    instead of ``optimizer.state_dict()``, as :func:`full_optimizer_state` gives under FSDP)."""
     directory.mkdir(parents=True, exist_ok=True)
-    state = optimizer.state_dict()
+    state = optimizer_state if optimizer_state is not None else optimizer.state_dict()
     tensors = {
         f"{pid}.{name}": value.detach().contiguous()
         for pid, entry in state["state"].items()
@@ -128,21 +192,31 @@ def save_trainer_state(directory: Path, optimizer, scheduler, step: int, extra: 
     (directory / "trainer_state.json").write_text(json.dumps(document, indent=2, default=_jsonable))
 
 
-def load_trainer_state(directory: Path, optimizer, scheduler) -> dict[str, Any]:
-    """Restore optimizer and scheduler; return the JSON document (``step`` and ``extra``)."""
+def load_trainer_state(directory: Path, optimizer, scheduler, module: nn.Module | None = None) -> dict[str, Any]:
+    """Restore optimizer and scheduler (``module``: the sharded module under FSDP, whose optimizer state was saved
+    unsharded by parameter name); return the JSON document (``step`` and ``extra``)."""
     document = json.loads((directory / "trainer_state.json").read_text())
     tensors = load_file(str(directory / "optimizer.safetensors"))
-    state: dict[int, dict[str, Any]] = {}
+    state: dict[int | str, dict[str, Any]] = {}
+
+    def parameter(key: str) -> tuple[int | str, str]:  # "3.exp_avg", or "vlm.model.embed.weight.exp_avg" (FSDP)
+        pid, name = key.rsplit(".", 1)
+        return (int(pid) if pid.isdigit() else pid), name
+
     for key, value in tensors.items():
         if key == "_empty":
             continue
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
+        pid, name = parameter(key)
+        state.setdefault(pid, {})[name] = value
     for key, value in document["scalars"].items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
+        pid, name = parameter(key)
+        state.setdefault(pid, {})[name] = value
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in document["param_groups"]]
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    full = {"state": state, "param_groups": groups}
+    if module is not None:
+        load_optimizer_state(module, optimizer, full)
+    else:
+        optimizer.load_state_dict(full)
     if scheduler is not None and document.get("scheduler"):
         scheduler.load_state_dict(document["scheduler"])
     return document
@@ -200,8 +274,10 @@ def write_weight_digest(module: nn.Module, out_dir: Path, env: Distributed) -> s
     digest = hashlib.sha256()
     for name, parameter in sorted(module.named_parameters()):
         if parameter.requires_grad:
+            tensor = parameter.detach()
+            tensor = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor  # FSDP: gather (collective)
             digest.update(name.encode())
-            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(tensor.float().cpu().contiguous().numpy().tobytes())
     value = digest.hexdigest()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"rank{env.rank}.sha256").write_text(value + "\n")

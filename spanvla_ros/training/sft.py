@@ -2,7 +2,8 @@
 action tokens. Stage 2 (``sft_bridge``): the flow loss with the VLM frozen — its caches (prompt + reasoning + action
 marker) are computed once without gradient and the action expert alone learns on them.
 
-Both run as plain processes or under ``torchrun`` (DDP: each rank takes its own share of every batch)."""
+Both run as plain processes or under ``torchrun`` on the ranks' devices (each rank takes its own share of every batch):
+DDP, or for stage 1 FSDP2 (``sft_vlm.strategy: fsdp``, ``--strategy fsdp``), with checkpoints saved unsharded."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ from .loop import (
     autocast,
     cleanup_distributed,
     clip_and_step,
+    full_optimizer_state,
+    full_state_dict,
+    is_sharded,
     load_trainer_state,
     make_optimizer,
     save_trainer_state,
     setup_distributed,
+    shard_fsdp,
     wrap_ddp,
     write_weight_digest,
 )
@@ -96,27 +101,35 @@ def sft_vlm(
         model = SpanVLA.load(init)
     else:
         model = new_model(config, reader, train)
-    model.train()
+    model.to(env.device).train()
     for p in model.expert.parameters():
         p.requires_grad_(False)  # stage 1 trains the VLM only
     cfg = config.sft_vlm
-    objective = wrap_ddp(LanguageObjective(model, cfg.reasoning_weight, cfg.action_token_weight), env)
+    objective = LanguageObjective(model, cfg.reasoning_weight, cfg.action_token_weight)
+    if cfg.strategy == "fsdp":
+        objective = shard_fsdp(objective, model.vlm, env, cfg.optim.mixed_precision)
+    else:
+        objective = wrap_ddp(objective, env)
+    sharded = objective if is_sharded(objective) else None
     optimizer, scheduler = make_optimizer(model.vlm.parameters(), cfg.optim)
-    start = load_trainer_state(trainer_dir(checkpoint), optimizer, scheduler)["step"] if resuming else 0
+    start = load_trainer_state(trainer_dir(checkpoint), optimizer, scheduler, sharded)["step"] if resuming else 0
     logger = StageLogger("sft-vlm", stage_dir, cfg.optim.steps, env, start)
     rng = np.random.default_rng(config.seed + 1000 * env.rank + start)
     for step in range(start, cfg.optim.steps):
         batch = [reader[int(i)] for i in rng.choice(train, size=max(cfg.optim.batch_size // env.world_size, 1))]
-        with autocast(env, cfg.optim.mixed_precision):
+        with autocast(env, cfg.optim.mixed_precision and sharded is None):  # FSDP casts by its own policy
             loss = objective(batch)
         loss.backward()
         norm = clip_and_step(model.vlm, optimizer, scheduler, cfg.optim.grad_clip)
         scalars = {"sft_vlm/loss": loss.item(), "sft_vlm/grad_norm": norm, "sft_vlm/lr": scheduler.get_last_lr()[0]}
         if validation and ((step + 1) % cfg.optim.eval_every == 0 or step + 1 == cfg.optim.steps):
-            scalars["sft_vlm/val_loss"] = _validation_language_loss(model, reader, validation, cfg)
+            scalars["sft_vlm/val_loss"] = _validation_loss(objective, reader, validation)
         logger.step(step + 1, scalars, len(batch))
-        if env.is_main and ((step + 1) % cfg.optim.checkpoint_every == 0 or step + 1 == cfg.optim.steps):
-            _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
+        if (step + 1) % cfg.optim.checkpoint_every == 0 or step + 1 == cfg.optim.steps:
+            if sharded is not None:  # every rank takes part in gathering the shards
+                _checkpoint_sharded(model, sharded, checkpoint, optimizer, scheduler, step + 1, env)
+            elif env.is_main:
+                _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
     logger.close()
     write_weight_digest(model.vlm, stage_dir, env)
     cleanup_distributed()
@@ -124,13 +137,11 @@ def sft_vlm(
 
 
 @torch.no_grad()
-def _validation_language_loss(model: SpanVLA, reader, indices, cfg, limit: int = 16) -> float:
-    model.eval()
-    losses = [
-        model.language_loss(observation(reader[i]), reader[i]["reasoning"]["text"], reader[i]["target"]).item()
-        for i in indices[:limit]
-    ]
-    model.train()
+def _validation_loss(objective: nn.Module, reader, indices, limit: int = 16) -> float:
+    """The training objective on validation samples (through the wrapped objective, so FSDP gathers its shards)."""
+    objective.eval()
+    losses = [objective([reader[i]]).item() for i in indices[:limit]]
+    objective.train()
     return float(np.mean(losses))
 
 
@@ -138,6 +149,24 @@ def _checkpoint(model: SpanVLA, directory: Path, optimizer, scheduler, step: int
     """The model as a self-contained SpanVLA checkpoint; the optimizer and scheduler beside it in ``trainer/``."""
     model.save(directory)
     save_trainer_state(trainer_dir(directory), optimizer, scheduler, step)
+
+
+def _checkpoint_sharded(
+    model: SpanVLA, objective: nn.Module, directory: Path, optimizer, scheduler, step: int, env: Distributed
+) -> None:
+    """FSDP: the shards gathered to rank 0 (collective), which writes the usual unsharded SpanVLA checkpoint (a
+    plain model rebuilt from the full state) and the full optimizer state keyed by parameter name."""
+    state = full_state_dict(objective)
+    optimizer_state = full_optimizer_state(objective, optimizer)
+    if not env.is_main:
+        return
+    plain = SpanVLA(model.config, model.tokenizer, model.codebook)
+    prefix = "model."  # LanguageObjective.model
+    plain.load_state_dict({k.removeprefix(prefix): v for k, v in state.items()}, strict=False)
+    if plain.vlm.config.tie_word_embeddings:
+        plain.vlm.tie_weights()
+    plain.save(directory)
+    save_trainer_state(trainer_dir(directory), optimizer, scheduler, step, optimizer_state=optimizer_state)
 
 
 def trainer_dir(checkpoint: Path) -> Path:
@@ -154,7 +183,8 @@ def context_cache(model: SpanVLA, sample: dict[str, Any]) -> tuple[torch.Tensor,
     obs = observation(sample)
     input_ids, pixel_values, grid = model.prompt(obs)
     reasoning = model.tokenizer(sample["reasoning"]["text"], return_tensors="pt").input_ids
-    marker = torch.tensor([[model.action_marker_id]])
+    reasoning = reasoning.to(input_ids.device)
+    marker = model._ids([[model.action_marker_id]])
     full = torch.cat([input_ids, reasoning, marker], dim=1)
     out = model._forward(full, pixel_values, grid)
     layers = model.expert.layers
@@ -167,9 +197,10 @@ def pad_caches(caches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[list, t
     """Pad per-sample caches to one length; returns per-VLM-layer (K, V) batches ``[B, kv, S, d]`` and the mask."""
     length = max(k.shape[2] for k, _ in caches)
     n_sel, kv_heads, _, dim = caches[0][0].shape
-    keys = torch.zeros(len(caches), n_sel, kv_heads, length, dim)
+    like = caches[0][0]
+    keys = torch.zeros(len(caches), n_sel, kv_heads, length, dim, dtype=like.dtype, device=like.device)
     values = torch.zeros_like(keys)
-    mask = torch.zeros(len(caches), length, dtype=torch.bool)
+    mask = torch.zeros(len(caches), length, dtype=torch.bool, device=like.device)
     for b, (k, v) in enumerate(caches):
         keys[b, :, :, : k.shape[2]] = k
         values[b, :, :, : v.shape[2]] = v
@@ -193,7 +224,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     reader = ensure_dataset(config.data, progress=False)
     train, validation = split_indices(reader, config.data.validation_fraction)
     resuming = resume and can_resume(checkpoint)
-    model = SpanVLA.load(checkpoint if resuming else init)
+    model = SpanVLA.load(checkpoint if resuming else init).to(env.device)
     model.vlm.eval()
     for p in model.vlm.parameters():
         p.requires_grad_(False)  # the VLM is frozen: no gradient reaches it
@@ -204,8 +235,8 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     own = _rank_share(train + validation, env)
     bar = tqdm(own, desc="sft-bridge: VLM caches", unit="sample", disable=not (progress and env.is_main))
     caches = {i: context_cache(model, reader[i]) for i in bar}
-    histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32) for i in caches}
-    targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32) for i in caches}
+    histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32, device=env.device) for i in caches}
+    targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32, device=env.device) for i in caches}
     own_train = [i for i in train if i in caches]
     objective = wrap_ddp(FlowObjective(model), env)
     optimizer, scheduler = make_optimizer(model.expert.parameters(), cfg)

@@ -1,5 +1,6 @@
 """ONNX export and ONNX Runtime parity with PyTorch, on a tiny SpanVLA."""
 
+import copy
 import json
 
 import numpy as np
@@ -144,3 +145,22 @@ def test_the_cache_stays_on_the_backend_from_prefill_to_the_flow(exported):
     assert cache.max_length == prompt_length + 6 + 1  # preallocated once: prompt + budget + marker
     assert ort_result.cache.length == cache.length
     np.testing.assert_allclose(ort_result.cache.host()[1], cache.host()[1], atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_torch_backend_precisions_run_the_whole_pipeline(exported, precision):
+    model, out, _ = exported
+    backend = TorchBackend(copy.deepcopy(model), precision=precision)
+    assert backend.model.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    runtime = SpanVLARuntime(backend, out / "tokenizer.json")
+    result = runtime.reason(*observation(), 4)
+    assert result.cache.keys.dtype == backend.model.dtype
+    plan = runtime.plan(result, observation()[4])
+    reference = SpanVLARuntime(TorchBackend(model), out / "tokenizer.json")
+    expected = reference.plan(reference.reason(*observation(), 4), observation()[4])
+    assert plan.shape == (10, 3) and np.isfinite(plan).all()
+    assert np.abs(plan[:, :2] - expected[:, :2]).max() < 2.0  # same plan within half-precision rounding
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TorchBackend(model, precision="int4")
+    with pytest.raises(ValueError, match="cuda_graphs needs a CUDA device"):
+        TorchBackend(model, cuda_graphs=True)

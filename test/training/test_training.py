@@ -272,6 +272,54 @@ def test_torchrun_two_ranks_end_with_the_same_weights(stage1, tmp_path):
     assert digests[0] == digests[1]
 
 
+def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    command = [
+        str(Path(sys.executable).parent / "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(29500 + (os.getpid() + len(args[-1])) % 1000),
+        "-m",
+        "spanvla_ros.cli",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def test_stage1_fsdp_and_ddp_on_two_ranks_train_the_same_weights(dataset, tmp_path):
+    """FSDP2 (each decoder layer and vision block sharded over 2 gloo ranks, then the model) takes the same steps
+    as DDP on the same batches: its unsharded safetensors checkpoint holds the same weights, loads as a plain
+    SpanVLA, and a resumed FSDP run restores the optimizer state saved by parameter name."""
+    from safetensors.torch import load_file
+
+    results = {}
+    for strategy in ("ddp", "fsdp"):
+        directory = tmp_path / strategy
+        directory.mkdir()
+        config_path = write_config(directory, dataset)
+        result = torchrun(["train", "sft-vlm", "--config", str(config_path), "--strategy", strategy])
+        assert result.returncode == 0, result.stderr[-3000:]
+        checkpoint = directory / "out" / "sft_vlm" / "checkpoint"
+        results[strategy] = load_file(str(checkpoint / "model.safetensors"))
+        SpanVLA.load(checkpoint)  # a plain, self-contained checkpoint
+    ddp, fsdp = results["ddp"], results["fsdp"]
+    assert ddp.keys() == fsdp.keys()
+    for name in ddp:
+        torch.testing.assert_close(fsdp[name], ddp[name], atol=2e-5, rtol=1e-4, msg=name)
+    trainer = tmp_path / "fsdp" / "out" / "sft_vlm" / "trainer"
+    saved = load_file(str(trainer / "optimizer.safetensors"))
+    assert any(k.startswith("model.vlm.") and k.endswith(".exp_avg") for k in saved)  # keyed by parameter name
+    config_path = write_config(tmp_path / "fsdp", dataset, sft_vlm={"optim": {**TINY["sft_vlm"]["optim"], "steps": 3}})
+    result = torchrun(["train", "sft-vlm", "--config", str(config_path), "--strategy", "fsdp", "--resume"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((trainer / "trainer_state.json").read_text())["step"] == 3
+    steps = [v for k, v in load_file(str(trainer / "optimizer.safetensors")).items() if k.endswith(".step")]
+    assert steps and all(float(s) == 3.0 for s in steps)  # AdamW's counts continued from the gathered state
+
+
 def test_bad_inputs_stop_before_training(dataset, tmp_path):
     from spanvla_ros.training.sft import sft_vlm
 
