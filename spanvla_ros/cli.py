@@ -299,6 +299,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--ladder", default="", help="NAME=CKPT,... checkpoints scored on the same scenes, each against the one before"
     )
     drive.set_defaults(handler=_bench_drive)
+    gpu = bench_commands.add_parser(
+        "gpu",
+        help="a preset's architecture (random weights) through the runtime pipeline and directly: vision, prefill, "
+        "decode/token, flow, fast and slow cycles, peak memory",
+    )
+    gpu.add_argument("--preset", default="tiny", choices=["tiny", "qwen2.5-vl-3b"])
+    gpu.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    gpu.add_argument("--images", type=int, default=6, help="cameras × history frames in the prompt")
+    gpu.add_argument("--image-size", type=int, default=None, help="image side in pixels (default: the preset's)")
+    gpu.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    gpu.add_argument("--repeats", type=int, default=10)
+    gpu.add_argument("--slow-tokens", type=int, default=15, help="reasoning tokens of a slow cycle")
+    gpu.add_argument("--no-cuda-graphs", action="store_true", help="run decode and flow eagerly on a GPU")
+    gpu.add_argument("--num-layers", type=int, default=None, help="override the VLM depth (a quick shape check)")
+    gpu.add_argument("--vision-depth", type=int, default=None, help="override the vision tower's depth")
+    gpu.add_argument("--out", type=Path, default=Path("bench/results/gpu.json"), help="JSON output file")
+    gpu.set_defaults(handler=_bench_gpu)
     soak = bench_commands.add_parser(
         "soak",
         help="planner_node under a 30 Hz 1280x720 camera: planning rate, latency p50/p99, dropped frames, memory",
@@ -715,6 +732,31 @@ def _bench_soak(args: argparse.Namespace) -> int:
             "frames_dropped_by_node", "rss_mib_after_warmup", "rss_mib_final", "rss_growth_after_warmup")  # fmt: skip
     print(json.dumps({k: result[k] for k in keys}, indent=2))
     return 0 if result["planner_exit_code"] in (0, None) else 1
+
+
+def _bench_gpu(args: argparse.Namespace) -> int:
+    from .benchmarks.gpu import run  # imports neither the scorer nor the simulator: a bare GPU image runs it
+
+    shrink = {"num_layers": args.num_layers, "vision_depth": args.vision_depth}
+    if args.vision_depth is not None:
+        shrink["fullatt_block_indexes"] = (args.vision_depth - 1,)
+    result = run(
+        preset=args.preset,
+        device=args.device,
+        images=args.images,
+        image_size=args.image_size,
+        precision=args.precision,
+        repeats=args.repeats,
+        slow_tokens=args.slow_tokens,
+        cuda_graphs=False if args.no_cuda_graphs else None,
+        **{k: v for k, v in shrink.items() if v is not None},
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    keys = ("vision_ms", "prefill_ms", "decode_ms_per_token", "pipeline_over_direct_decode", "flow_ms",
+            "fast_cycle_ms", "slow_cycle_ms", "peak_memory_mb", "graphs")  # fmt: skip
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
+    return 0
 
 
 def _bench_model(args: argparse.Namespace) -> int:

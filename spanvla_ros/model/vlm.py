@@ -43,6 +43,33 @@ class VLMConfig:
     temporal_patch_size: int = 2
     image_size: int = 112
     max_positions: int = 4096
+    #: Optional shapes of a larger from-scratch VLM (Qwen2.5-VL-3B's in ``spanvla bench gpu``); None: the tiny rule.
+    vision_intermediate_size: int | None = None
+    window_size: int | None = None
+    fullatt_block_indexes: tuple[int, ...] | None = None
+    #: The LM vocabulary, at least the tokenizer's (a real VLM's 151,936 rows cost what they cost at the LM head).
+    vocab_size: int | None = None
+    tie_word_embeddings: bool = False
+
+
+#: Qwen2.5-VL-3B-Instruct's shapes (its config.json), for latency and memory measurements with random weights.
+QWEN2_5_VL_3B = VLMConfig(
+    hidden_size=2048,
+    intermediate_size=11008,
+    num_layers=36,
+    num_heads=16,
+    num_kv_heads=2,
+    vision_depth=32,
+    vision_hidden_size=1280,
+    vision_heads=16,
+    vision_intermediate_size=3420,
+    window_size=112,
+    fullatt_block_indexes=(7, 15, 23, 31),
+    image_size=448,
+    max_positions=128000,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+)
 
 
 def build_vlm(config: VLMConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLForConditionalGeneration:
@@ -65,7 +92,7 @@ def qwen_config(config: VLMConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2_
     ids = tokenizer.convert_tokens_to_ids([IMAGE_PAD, VIDEO_PAD, VISION_START, VISION_END])
     return Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=len(tokenizer),
+            vocab_size=max(len(tokenizer), config.vocab_size or 0),
             hidden_size=config.hidden_size,
             intermediate_size=config.intermediate_size,
             num_hidden_layers=config.num_layers,
@@ -80,19 +107,20 @@ def qwen_config(config: VLMConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2_
         vision_config=dict(
             depth=config.vision_depth,
             hidden_size=config.vision_hidden_size,
-            intermediate_size=2 * config.vision_hidden_size,
+            intermediate_size=config.vision_intermediate_size or 2 * config.vision_hidden_size,
             num_heads=config.vision_heads,
             out_hidden_size=config.hidden_size,
             patch_size=config.patch_size,
             spatial_merge_size=config.spatial_merge_size,
             temporal_patch_size=config.temporal_patch_size,
-            window_size=config.patch_size * config.spatial_merge_size * 2,
-            fullatt_block_indexes=[config.vision_depth - 1],
+            window_size=config.window_size or config.patch_size * config.spatial_merge_size * 2,
+            fullatt_block_indexes=list(config.fullatt_block_indexes or [config.vision_depth - 1]),
         ),
         image_token_id=ids[0],
         video_token_id=ids[1],
         vision_start_token_id=ids[2],
         vision_end_token_id=ids[3],
+        **({"tie_word_embeddings": True} if config.tie_word_embeddings else {}),
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -135,8 +135,15 @@ def test_the_cache_stays_on_the_backend_from_prefill_to_the_flow(exported):
     from spanvla_ros.model.kv_cache import KVBuffer
 
     model, out, _ = exported
-    ort_result = SpanVLARuntime(OnnxRuntimeBackend(out), out / "tokenizer.json").reason(*observation(), 6)
-    assert isinstance(ort_result.cache.keys, ort.OrtValue)
+    bound = SpanVLARuntime(OnnxRuntimeBackend(out, io_binding=True), out / "tokenizer.json")
+    ort_result = bound.reason(*observation(), 6)
+    assert isinstance(ort_result.cache.keys, ort.OrtValue)  # never converted to numpy between graphs
+    plain = SpanVLARuntime(OnnxRuntimeBackend(out), out / "tokenizer.json")
+    np.testing.assert_allclose(
+        bound.plan(ort_result, observation()[4]),
+        plain.plan(plain.reason(*observation(), 6), observation()[4]),
+        atol=1e-5,
+    )
     torch_rt = SpanVLARuntime(TorchBackend(model), out / "tokenizer.json")
     result = torch_rt.reason(*observation(), 6)
     cache = result.cache

@@ -1,0 +1,87 @@
+"""The CUDA paths, on a machine with a CUDA GPU (``bench/gpu_check.sh`` runs these first): the model's methods on the
+device in bf16, training steps there, and the runtime pipeline with CUDA graphs against eager execution."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from spanvla_ros.benchmarks.model import tiny_model
+from spanvla_ros.model.spanvla import Observation
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="no CUDA GPU here: bench/gpu_check.sh runs these on a GPU machine"
+    ),
+]
+HISTORY = np.array([[-15.0, 0.0, 0.0], [-10.0, 0.0, 0.0], [-5.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def observation(seed=0):
+    rng = np.random.default_rng(seed)
+    return Observation(rng.integers(0, 255, (2, 112, 112, 3), dtype=np.uint8), "go straight", 10.0, 0.0, HISTORY)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_model_methods_run_on_cuda(dtype):
+    model = tiny_model().to("cuda", dtype)
+    obs = observation()
+    reasoning = model.reason(obs, max_new_tokens=6)
+    assert reasoning.kv_layers[0][0].device.type == "cuda"
+    plan = model.plan(reasoning, HISTORY)
+    reference = tiny_model().plan(tiny_model().reason(obs, max_new_tokens=6), HISTORY)
+    assert plan.shape == (10, 3) and np.isfinite(plan).all()
+    if dtype == torch.float32:
+        np.testing.assert_allclose(plan, reference, atol=1e-2)
+    assert model.plan_autoregressive(obs, num_actions=3).shape == (3, 3)
+    model.train()
+    loss = model.language_loss(obs, "decision: keep lane", plan)
+    loss.backward()
+    history = torch.tensor(HISTORY[None], dtype=torch.float32, device="cuda")
+    target = torch.tensor(plan[None], dtype=torch.float32, device="cuda")
+    flow = model.flow_loss(reasoning.kv_layers, history, target, generator=torch.Generator().manual_seed(0))
+    flow.backward()
+    poses, path = model.flow_sample_sde(reasoning.kv_layers, history, 0.1, generator=torch.Generator().manual_seed(0))
+    log_prob, _ = model.flow_path_log_prob(reasoning.kv_layers, history, path, 0.1)
+    assert torch.isfinite(log_prob).all() and poses.device.type == "cuda"
+
+
+def test_pipeline_with_cuda_graphs_matches_eager_on_cuda(tmp_path):
+    from spanvla_ros.runtime import SpanVLARuntime
+    from spanvla_ros.runtime.backends.torch_backend import TorchBackend
+
+    model = tiny_model()
+    tokenizer = tmp_path / "tokenizer.json"
+    model.tokenizer.backend_tokenizer.save(str(tokenizer))
+    eager = SpanVLARuntime(TorchBackend(copy.deepcopy(model), device="cuda", cuda_graphs=False), tokenizer)
+    graphs_backend = TorchBackend(copy.deepcopy(model), device="cuda", cuda_graphs=True)
+    graphs = SpanVLARuntime(graphs_backend, tokenizer)
+    obs = observation(1)
+    args = (obs.images, obs.command, obs.speed_mps, obs.acceleration_mps2, HISTORY)
+    for _ in range(2):  # the second pass replays the captured graphs on the reused working buffer
+        a, b = eager.reason(*args, max_new_tokens=12), graphs.reason(*args, max_new_tokens=12)
+        assert a.token_ids == b.token_ids
+        np.testing.assert_allclose(graphs.plan(b, HISTORY), eager.plan(a, HISTORY), atol=1e-3)
+    assert graphs_backend.graph_status == {"decode": "captured", "flow": "captured"}
+    # A finished pass keeps its own copy: the next pass reuses the working buffer without touching it.
+    kept = graphs.plan(b, HISTORY)
+    graphs.reason(observation(2).images, "turn left", 5.0, 0.0, HISTORY, max_new_tokens=12)
+    np.testing.assert_allclose(graphs.plan(b, HISTORY), kept, atol=1e-5)
+
+
+def test_stage2_trains_on_cuda(tmp_path):
+    model = tiny_model().to("cuda")
+    reasoning = model.reason(observation(), max_new_tokens=4)
+    optimizer = torch.optim.AdamW(model.expert.parameters(), lr=1e-3)
+    history = torch.tensor(HISTORY[None], dtype=torch.float32, device="cuda")
+    target = torch.tensor([[[2.0 * (i + 1), 0.0, 0.0] for i in range(10)]], device="cuda")
+    losses = []
+    for _ in range(20):
+        loss = model.flow_loss(reasoning.kv_layers, history, target, generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
