@@ -3,8 +3,10 @@ vision tower) with the depth cut to two layers. The CUDA runs are in test_cuda.p
 
 import json
 import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,16 +25,21 @@ def test_tiny_preset_writes_every_figure():
 
 
 @pytest.mark.slow
-def test_qwen_3b_shapes_run_through_the_pipeline_via_the_cli(tmp_path):
-    out = tmp_path / "gpu.json"
-    command = [sys.executable, "-m", "spanvla_ros.cli", "bench", "gpu", "--preset", "qwen2.5-vl-3b", "--images", "1",
-               "--image-size", "112", "--num-layers", "2", "--vision-depth", "2", "--repeats", "2", "--slow-tokens",
-               "3", "--precision", "bf16", "--out", str(out)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    document = json.loads(out.read_text())
-    assert document["precision"] == "bf16" and document["preset"] == "qwen2.5-vl-3b"
-    assert all(math.isfinite(document[key]) for key in KEYS)
+def test_the_prepared_gpu_check_runs_its_steps_here(tmp_path):
+    """bench/gpu_check.sh in its dry run (CPU; the 3B preset cut to two layers): every step runs and the summary
+    lists each target, so the script works the first time a GPU machine runs it."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path), "GPU_CHECK_DRY_RUN": "1"}
+    result = subprocess.run(["bash", "bench/gpu_check.sh"], capture_output=True, text=True, timeout=600, cwd=root,
+                            env=env)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    for step in ("gpu_tests", "tiny_cuda", "tiny_cpu", "qwen3b_bf16"):
+        assert json.loads((tmp_path / f"{step}.status.json").read_text())["exit"] == 0, step
+    big = json.loads((tmp_path / "qwen3b_cuda_bf16.json").read_text())
+    assert big["preset"] == "qwen2.5-vl-3b" and big["precision"] == "bf16"
+    assert all(math.isfinite(big[key]) for key in KEYS)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["rows"]) == 12 and all(row["measured"] is not None for row in summary["rows"])
 
 
 def test_the_3b_preset_has_qwen2_5_vl_3b_parameter_count():
