@@ -20,6 +20,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "planner.yaml"])),
         DeclareLaunchArgument("checkpoint", default_value="model:default"),
         DeclareLaunchArgument("backend", default_value="torch", description="torch | onnxruntime | tensorrt"),
+        DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda"),
+        DeclareLaunchArgument("precision", default_value="fp32", description="fp32 | bf16 | fp16 (bf16/fp16 on a GPU)"),
         DeclareLaunchArgument(
             "autostart",
             default_value="true",
@@ -46,6 +48,8 @@ def generate_launch_description() -> LaunchDescription:
                 "autostart": LaunchConfiguration("autostart"),
                 "checkpoint": LaunchConfiguration("checkpoint"),
                 "backend": LaunchConfiguration("backend"),
+                "device": LaunchConfiguration("device"),
+                "precision": LaunchConfiguration("precision"),
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
                 "camera_topics": [LaunchConfiguration("camera_topic")],
                 "odometry_topic": LaunchConfiguration("odometry_topic"),
