@@ -140,6 +140,7 @@ class _Graphs:
         self._decode: dict[int, dict[str, Any]] = {}
         self._flow: dict[int, dict[str, Any]] = {}
         self._busy = threading.Lock()  # one reasoning pass at a time on the working buffers
+        self._flow_lock = threading.Lock()  # plans come from several threads; the flow graph has one set of inputs
         self._leased: KVBuffer | None = None
 
     # --- decode ------------------------------------------------------------------------------------------------------
@@ -209,6 +210,10 @@ class _Graphs:
     # --- flow --------------------------------------------------------------------------------------------------------
 
     def flow(self, history: torch.Tensor, cache: KVBuffer) -> torch.Tensor:
+        with self._flow_lock:
+            return self._flow_locked(history, cache)
+
+    def _flow_locked(self, history: torch.Tensor, cache: KVBuffer) -> torch.Tensor:
         size = padded_length(cache.length)
         entry = self._flow.get(size)
         if entry is None and not self.status["flow"].startswith("failed"):
