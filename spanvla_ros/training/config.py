@@ -72,6 +72,10 @@ class SFTVLMConfig:
 @dataclass(frozen=True)
 class SFTBridgeConfig:
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(steps=1500, batch_size=32, lr=1e-3))
+    #: 0: the VLM is frozen and its caches are computed once (the paper's stage 2). > 0: π0-style co-training — the
+    #: flow loss also trains the VLM at this learning rate, its caches recomputed with gradient every step, so what
+    #: the cache carries is shaped by the trajectory (the planner otherwise ignored the camera).
+    vlm_lr: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -177,9 +177,9 @@ def can_resume(checkpoint: Path) -> bool:
     return (trainer_dir(checkpoint) / "trainer_state.json").is_file() and (checkpoint / "manifest.json").is_file()
 
 
-@torch.no_grad()
 def context_cache(model: SpanVLA, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen VLM's K/V of the selected layers over prompt + reasoning + action marker: ``[n_sel, kv, S, d]``."""
+    """The VLM's K/V of the selected layers over prompt + reasoning + action marker: ``[n_sel, kv, S, d]`` (with
+    gradient when called outside ``no_grad``: co-training)."""
     obs = observation(sample)
     input_ids, pixel_values, grid = model.prompt(obs)
     reasoning = model.tokenizer(sample["reasoning"]["text"], return_tensors="pt").input_ids
@@ -225,37 +225,45 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     train, validation = split_indices(reader, config.data.validation_fraction)
     resuming = resume and can_resume(checkpoint)
     model = SpanVLA.load(checkpoint if resuming else init).to(env.device)
-    model.vlm.eval()
+    co_train = config.sft_bridge.vlm_lr > 0
+    model.vlm.train(co_train)
     for p in model.vlm.parameters():
-        p.requires_grad_(False)  # the VLM is frozen: no gradient reaches it
+        p.requires_grad_(co_train)  # frozen: no gradient reaches the VLM; co-training: the flow loss trains it too
     model.expert.train()
     cfg = config.sft_bridge.optim
     from tqdm import tqdm
 
     own = _rank_share(train + validation, env)
-    bar = tqdm(own, desc="sft-bridge: VLM caches", unit="sample", disable=not (progress and env.is_main))
-    caches = {i: context_cache(model, reader[i]) for i in bar}
-    histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32, device=env.device) for i in caches}
-    targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32, device=env.device) for i in caches}
-    own_train = [i for i in train if i in caches]
+    histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32, device=env.device) for i in own}
+    targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32, device=env.device) for i in own}
+    caches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    if not co_train:
+        bar = tqdm(own, desc="sft-bridge: VLM caches", unit="sample", disable=not (progress and env.is_main))
+        with torch.no_grad():
+            caches = {i: context_cache(model, reader[i]) for i in bar}
+    own_train = [i for i in train if i in histories]
     objective = wrap_ddp(FlowObjective(model), env)
-    optimizer, scheduler = make_optimizer(model.expert.parameters(), cfg)
+    groups = [{"params": model.expert.parameters()}]
+    if co_train:
+        groups.append({"params": model.vlm.parameters(), "lr": config.sft_bridge.vlm_lr})
+    optimizer, scheduler = make_optimizer(groups, cfg)
     start = load_trainer_state(trainer_dir(checkpoint), optimizer, scheduler)["step"] if resuming else 0
     logger = StageLogger("sft-bridge", stage_dir, cfg.steps, env, start)
     rng = np.random.default_rng(config.seed + 1000 * env.rank + start)
     generator = torch.Generator().manual_seed(config.seed + env.rank + start)
     for step in range(start, cfg.steps):
         chosen = [int(i) for i in rng.choice(own_train, size=max(cfg.batch_size // env.world_size, 1))]
-        selected, mask = pad_caches([caches[i] for i in chosen])
+        batch = [context_cache(model, reader[i]) for i in chosen] if co_train else [caches[i] for i in chosen]
+        selected, mask = pad_caches(batch)
         history = torch.stack([histories[i] for i in chosen])
         target = torch.stack([targets[i] for i in chosen])
         loss = objective(sparse_layers(model, selected), history, target, mask, generator=generator)
         loss.backward()
-        norm = clip_and_step(model.expert, optimizer, scheduler, cfg.grad_clip)
+        norm = clip_and_step(model if co_train else model.expert, optimizer, scheduler, cfg.grad_clip)
         scalars = {"sft_bridge/loss": loss.item(), "sft_bridge/grad_norm": norm}
-        own_val = [i for i in validation if i in caches]
+        own_val = [i for i in validation if i in histories]
         if own_val and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            scalars["sft_bridge/val_ade_m"] = _validation_ade(model, caches, histories, targets, own_val)
+            scalars["sft_bridge/val_ade_m"] = _validation_ade(model, reader, caches, histories, targets, own_val)
         logger.step(step + 1, scalars, len(chosen))
         if env.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
@@ -270,11 +278,12 @@ def _rank_share(indices: list[int], env: Distributed) -> list[int]:
 
 
 @torch.no_grad()
-def _validation_ade(model: SpanVLA, caches, histories, targets, indices, limit: int = 64) -> float:
-    """Mean displacement (m) of flow plans against the targets on validation samples."""
+def _validation_ade(model: SpanVLA, reader, caches, histories, targets, indices, limit: int = 64) -> float:
+    """Mean displacement (m) of flow plans against the targets on validation samples (caches computed here when
+    the VLM is being co-trained)."""
     model.expert.eval()
     chosen = indices[:limit]
-    selected, mask = pad_caches([caches[i] for i in chosen])
+    selected, mask = pad_caches([caches[i] if i in caches else context_cache(model, reader[i]) for i in chosen])
     history = torch.stack([histories[i] for i in chosen])
     plans = model.flow_sample(sparse_layers(model, selected), history, kv_mask=mask)
     target = torch.stack([targets[i] for i in chosen])

@@ -218,6 +218,23 @@ def test_stage2_leaves_the_vlm_bit_identical(stage1, tmp_path):
     assert changed
 
 
+def test_stage2_co_training_trains_the_vlm_through_the_flow_loss(stage1, tmp_path):
+    """π0-style (``sft_bridge.vlm_lr`` > 0): the flow loss's gradient reaches the VLM through its cache."""
+    from spanvla_ros.training.sft import sft_bridge
+
+    checkpoint, config = stage1
+    bridge = dataclasses.replace(config.sft_bridge, vlm_lr=1e-3)
+    config = dataclasses.replace(config, out_dir=str(tmp_path / "out"), sft_bridge=bridge)
+    result = sft_bridge(config, init=checkpoint, progress=False)
+    before, after = SpanVLA.load(checkpoint), SpanVLA.load(result)
+    moved = [
+        name
+        for (name, a), (_, b) in zip(before.vlm.state_dict().items(), after.vlm.state_dict().items(), strict=True)
+        if not torch.equal(a, b)
+    ]
+    assert any("visual" in name for name in moved) and any("language_model" in name for name in moved)
+
+
 def test_resume_continues_the_step_count_and_optimizer_state(dataset, tmp_path):
     from spanvla_ros.training.sft import sft_vlm
 
