@@ -262,33 +262,6 @@ def test_resume_continues_the_step_count_and_optimizer_state(dataset, tmp_path):
     assert steps and all(float(s) == 4.0 for s in steps)  # AdamW's per-parameter step counted on, not restarted
 
 
-def test_torchrun_two_ranks_end_with_the_same_weights(stage1, tmp_path):
-    checkpoint, config = stage1
-    config_path = write_config(tmp_path, Path(config.data.dir))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    command = [
-        str(Path(sys.executable).parent / "torchrun"),
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "spanvla_ros.cli",
-        "train",
-        "sft-bridge",
-        "--config",
-        str(config_path),
-        "--init",
-        str(checkpoint),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    digests = [(tmp_path / "out" / "sft_bridge" / f"rank{r}.sha256").read_text() for r in (0, 1)]
-    assert digests[0] == digests[1]
-
-
 def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     command = [
@@ -304,6 +277,15 @@ def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProce
         *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def test_torchrun_two_ranks_end_with_the_same_weights(stage1, tmp_path):
+    checkpoint, config = stage1
+    config_path = write_config(tmp_path, Path(config.data.dir))
+    result = torchrun(["train", "sft-bridge", "--config", str(config_path), "--init", str(checkpoint)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    digests = [(tmp_path / "out" / "sft_bridge" / f"rank{r}.sha256").read_text() for r in (0, 1)]
+    assert digests[0] == digests[1]
 
 
 def test_stage1_fsdp_and_ddp_on_two_ranks_train_the_same_weights(dataset, tmp_path):

@@ -119,14 +119,14 @@ class TorchBackend(Backend):
     @torch.no_grad()
     def flow(self, history: np.ndarray, cache: KVBuffer) -> np.ndarray:
         history_t = self._t(np.asarray(history, np.float32)[None])
-        if self.graphs is not None:
-            poses = self.graphs.flow(history_t, cache)
-        else:
-            layers: list = [None] * cache.keys.shape[0]
-            for index, kv in zip(self.selected, cache.layers(self.selected), strict=True):
-                layers[index] = kv
-            poses = self.model.flow_sample(layers, history_t, num_steps=self._flow.num_steps, init="history")
+        poses = self.graphs.flow(history_t, cache) if self.graphs is not None else self.eager_flow(history_t, cache)
         return poses[0].cpu().numpy()
+
+    def eager_flow(self, history: torch.Tensor, cache: KVBuffer) -> torch.Tensor:
+        layers: list = [None] * cache.keys.shape[0]
+        for index, kv in zip(self.selected, cache.layers(self.selected), strict=True):
+            layers[index] = kv
+        return self.model.flow_sample(layers, history, num_steps=self._flow.num_steps, init="history")
 
 
 class _Graphs:
@@ -197,15 +197,7 @@ class _Graphs:
         def step() -> torch.Tensor:
             return self.model.decode_static(buffer, entry["ids"], entry["positions"], entry["write"], entry["attend"])
 
-        try:
-            entry["graph"], entry["logits"] = _capture(step)
-        except Exception as exc:  # not every transformers path captures: stay eager, say why
-            self.status["decode"] = f"failed: {type(exc).__name__}: {exc}"
-            log.warning("decode runs eager: CUDA-graph capture failed (%s)", exc)
-            return None
-        self.status["decode"] = "captured"
-        self._decode[size] = entry
-        return entry
+        return self._capture(self._decode, "decode", size, entry, "logits", step)
 
     # --- flow --------------------------------------------------------------------------------------------------------
 
@@ -218,13 +210,9 @@ class _Graphs:
         entry = self._flow.get(size)
         if entry is None and not self.status["flow"].startswith("failed"):
             entry = self._capture_flow(size, history, cache)
-        selected = self.backend.selected
         if entry is None:
-            layers: list = [None] * cache.keys.shape[0]
-            for index, kv in zip(selected, cache.layers(selected), strict=True):
-                layers[index] = kv
-            return self.model.flow_sample(layers, history, num_steps=self.backend._flow.num_steps, init="history")
-        n = cache.length
+            return self.backend.eager_flow(history, cache)
+        selected, n = self.backend.selected, cache.length
         entry["history"].copy_(history)
         entry["keys"][:, :, :, :n].copy_(cache.keys[selected, :, :, :n])
         entry["values"][:, :, :, :n].copy_(cache.values[selected, :, :, :n])
@@ -252,14 +240,19 @@ class _Graphs:
         def run() -> torch.Tensor:
             return self.model.flow_sample(layers, entry["history"], entry["mask"], num_steps=num_steps, init="history")
 
+        return self._capture(self._flow, "flow", size, entry, "poses", run)
+
+    def _capture(self, store: dict, step: str, size: int, entry: dict, output: str, function) -> dict | None:
+        """Capture ``function`` into ``entry`` (its static output as ``entry[output]``) and keep it for ``size``; a
+        failure (not every transformers path captures) leaves ``step`` eager and says why in ``status``."""
         try:
-            entry["graph"], entry["poses"] = _capture(run)
+            entry["graph"], entry[output] = _capture(function)
         except Exception as exc:
-            self.status["flow"] = f"failed: {type(exc).__name__}: {exc}"
-            log.warning("flow runs eager: CUDA-graph capture failed (%s)", exc)
+            self.status[step] = f"failed: {type(exc).__name__}: {exc}"
+            log.warning("%s runs eager: CUDA-graph capture failed (%s)", step, exc)
             return None
-        self.status["flow"] = "captured"
-        self._flow[size] = entry
+        self.status[step] = "captured"
+        store[size] = entry
         return entry
 
 
