@@ -41,9 +41,12 @@ def run_recipe(
     stage2 = _finished(out_root / "sft_bridge", config.sft_bridge.optim.steps) or sft_bridge(
         config, init=stage1, resume=True, progress=progress
     )
-    stage3 = _finished(out_root / "grpo", config.grpo.optim.steps) or grpo(
-        config, init=stage2, resume=True, progress=progress
-    )
+    if config.grpo.optim.steps == 0:  # no GRPO: ship the supervised checkpoint
+        stage3 = stage2
+    else:
+        stage3 = _finished(out_root / "grpo", config.grpo.optim.steps) or grpo(
+            config, init=stage2, resume=True, progress=progress
+        )
     final, rounds = stage3, []
     for round_index in range(1, config.dagger.rounds + 1):
         final, counts = dagger_round(config, round_index, final, progress)
