@@ -135,9 +135,7 @@ def run(
 
         reasoning = runtime.reason(frames, "go straight", 12.0, -0.5, HISTORY, max_new_tokens=slow_tokens)
         result["flow_ms"] = timed(lambda: runtime.plan(reasoning, HISTORY))
-        layers = [None] * model.vlm.config.text_config.num_hidden_layers
-        for index, kv in zip(backend.selected, reasoning.cache.layers(backend.selected), strict=True):
-            layers[index] = kv
+        layers = reasoning.cache.layers()
         history_t = torch.tensor(HISTORY[None], dtype=torch.float32, device=device)
         result["direct_flow_ms"] = timed(lambda: model.flow_sample(layers, history_t))
 

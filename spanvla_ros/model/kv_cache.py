@@ -52,10 +52,17 @@ class KVBuffer:
     def advance(self, tokens: int) -> None:
         self.length += tokens
 
-    def layers(self, indices: list[int] | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(keys, values) views ``[B, kv, length, d]`` of every layer, or of ``indices`` only."""
-        chosen = range(self.keys.shape[0]) if indices is None else indices
-        return [(self.keys[i, :, :, : self.length], self.values[i, :, :, : self.length]) for i in chosen]
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(keys, values) views ``[B, kv, length, d]`` of every layer (no copy; the expert reads its own layers)."""
+        return [(self.keys[i, :, :, : self.length], self.values[i, :, :, : self.length]) for i in range(len(self.keys))]
+
+    def trimmed(self) -> KVBuffer:
+        """A copy holding just the filled positions (the original can be reused at once)."""
+        copy = KVBuffer.__new__(KVBuffer)
+        copy.keys = self.keys[:, :, :, : self.length].clone()
+        copy.values = self.values[:, :, :, : self.length].clone()
+        copy.length = self.length
+        return copy
 
     def host(self) -> tuple[np.ndarray, np.ndarray]:
         """Keys and values ``[L, B, kv, length, d]`` as float32 numpy (for tests and debugging; copies)."""

@@ -252,6 +252,13 @@ class SpanVLA(nn.Module):
         embeds = self.vlm.model.language_model.embed_tokens(input_ids)
         return self._language(embeds, position_ids, masks, buffer.cache(write_position))
 
+    def sparse_kv_layers(self, selected: list[KVLayer]) -> list[KVLayer | None]:
+        """A per-VLM-layer list with the expert's selected layers' (K, V) in place (it reads only those)."""
+        layers: list[KVLayer | None] = [None] * self.vlm.config.text_config.num_hidden_layers
+        for index, layer in enumerate(self.expert.layers):
+            layers[layer] = selected[index]
+        return layers
+
     def flow_velocity(
         self, actions, tau, history: torch.Tensor, kv_layers, kv_mask=None, expert: nn.Module | None = None
     ) -> torch.Tensor:

@@ -58,7 +58,7 @@ class FlowStepGraph(nn.Module):
         self.model = model
 
     def forward(self, actions, tau, history, keys, values, kv_mask):
-        return self.model.flow_velocity(actions, tau, history, cache_layers(keys, values), kv_mask)
+        return self.model.flow_velocity(actions, tau, history, stacked_layers(keys, values), kv_mask)
 
 
 class FlowGraph(nn.Module):
@@ -70,10 +70,10 @@ class FlowGraph(nn.Module):
         self.num_steps = num_steps or model.config.expert.num_steps
 
     def forward(self, history, keys, values, kv_mask):
-        layers = cache_layers(keys, values)
+        layers = stacked_layers(keys, values)
         return self.model.flow_sample(layers, history, kv_mask, num_steps=self.num_steps, init="history")
 
 
-def cache_layers(keys: torch.Tensor, values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def stacked_layers(keys: torch.Tensor, values: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per-layer (K, V) of stacked ``[L, B, kv, S, d]`` (views; the expert reads only its selected layers)."""
     return [(keys[i], values[i]) for i in range(keys.shape[0])]

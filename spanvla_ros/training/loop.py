@@ -134,12 +134,10 @@ def autocast(env: Distributed, enabled: bool):
 def make_optimizer(params, optim: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW over ``params`` (or parameter groups: dicts with ``params`` and their own ``lr``) that need a gradient."""
     params = list(params)
-    if params and isinstance(params[0], dict):
-        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
-        groups = [g for g in groups if g["params"]]
-    else:
-        groups = [{"params": [p for p in params if p.requires_grad]}] if params else []
-        groups = [g for g in groups if g["params"]]
+    if not (params and isinstance(params[0], dict)):
+        params = [{"params": params}]
+    groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+    groups = [g for g in groups if g["params"]]
     if not groups:
         raise ValueError("nothing to train: no parameter requires a gradient")
     optimizer = torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)

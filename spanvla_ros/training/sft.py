@@ -208,14 +208,6 @@ def pad_caches(caches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[list, t
     return [(keys[:, i], values[:, i]) for i in range(n_sel)], mask
 
 
-def sparse_layers(model: SpanVLA, selected: list) -> list:
-    """A per-VLM-layer list with the selected layers' (K, V) in place (the expert reads only those)."""
-    layers: list = [None] * model.vlm.config.text_config.num_hidden_layers
-    for index, layer in enumerate(model.expert.layers):
-        layers[layer] = selected[index]
-    return layers
-
-
 def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Stage 2 from the stage-1 checkpoint ``init``; returns ``<out>/sft_bridge/checkpoint``."""
     env = setup_distributed()
@@ -234,13 +226,18 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     from tqdm import tqdm
 
     own = _rank_share(train + validation, env)
-    histories = {i: torch.tensor(reader[i]["ego_history"], dtype=torch.float32, device=env.device) for i in own}
-    targets = {i: torch.tensor(reader[i]["target"], dtype=torch.float32, device=env.device) for i in own}
-    caches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    if not co_train:
-        bar = tqdm(own, desc="sft-bridge: VLM caches", unit="sample", disable=not (progress and env.is_main))
-        with torch.no_grad():
-            caches = {i: context_cache(model, reader[i]) for i in bar}
+    histories: dict[int, torch.Tensor] = {}
+    targets: dict[int, torch.Tensor] = {}
+    caches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # frozen VLM only: computed once here
+    desc = "sft-bridge: samples" if co_train else "sft-bridge: VLM caches"
+    bar = tqdm(own, desc=desc, unit="sample", disable=not (progress and env.is_main))
+    with torch.no_grad():
+        for i in bar:  # each sample read once (its images are decoded on every read)
+            sample = reader[i]
+            histories[i] = torch.tensor(sample["ego_history"], dtype=torch.float32, device=env.device)
+            targets[i] = torch.tensor(sample["target"], dtype=torch.float32, device=env.device)
+            if not co_train:
+                caches[i] = context_cache(model, sample)
     own_train = [i for i in train if i in histories]
     objective = wrap_ddp(FlowObjective(model), env)
     groups = [{"params": model.expert.parameters()}]
@@ -257,7 +254,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
         selected, mask = pad_caches(batch)
         history = torch.stack([histories[i] for i in chosen])
         target = torch.stack([targets[i] for i in chosen])
-        loss = objective(sparse_layers(model, selected), history, target, mask, generator=generator)
+        loss = objective(model.sparse_kv_layers(selected), history, target, mask, generator=generator)
         loss.backward()
         norm = clip_and_step(model if co_train else model.expert, optimizer, scheduler, cfg.grad_clip)
         scalars = {"sft_bridge/loss": loss.item(), "sft_bridge/grad_norm": norm}
@@ -285,7 +282,7 @@ def _validation_ade(model: SpanVLA, reader, caches, histories, targets, indices,
     chosen = indices[:limit]
     selected, mask = pad_caches([caches[i] if i in caches else context_cache(model, reader[i]) for i in chosen])
     history = torch.stack([histories[i] for i in chosen])
-    plans = model.flow_sample(sparse_layers(model, selected), history, kv_mask=mask)
+    plans = model.flow_sample(model.sparse_kv_layers(selected), history, kv_mask=mask)
     target = torch.stack([targets[i] for i in chosen])
     model.expert.train()
     return float(torch.linalg.norm(plans[..., :2] - target[..., :2], dim=-1).mean())

@@ -105,7 +105,7 @@ def test_reward_terms_match_hand_computed_values():
 
 def test_one_step_lowers_the_language_and_flow_losses(stage1):
     from spanvla_ros.training.data import SampleReader
-    from spanvla_ros.training.sft import FlowObjective, LanguageObjective, context_cache, pad_caches, sparse_layers
+    from spanvla_ros.training.sft import FlowObjective, LanguageObjective, context_cache, pad_caches
 
     checkpoint, config = stage1
     model = SpanVLA.load(checkpoint).train()
@@ -127,7 +127,7 @@ def test_one_step_lowers_the_language_and_flow_losses(stage1):
     flow = FlowObjective(model)
     optimizer = torch.optim.SGD(model.expert.parameters(), lr=0.05)
     loss = lambda: flow(
-        sparse_layers(model, selected),
+        model.sparse_kv_layers(selected),
         history,
         target,
         mask,  # noqa: E731

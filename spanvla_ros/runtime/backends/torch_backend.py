@@ -21,7 +21,6 @@ import torch
 from ...model.kv_cache import KVBuffer
 from ...model.spanvla import SpanVLA
 from ..artefact import runtime_meta
-from ..graphs import FlowGraph
 from .base import Backend
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class TorchBackend(Backend):
         self.precision = precision
         self.meta = runtime_meta(model, num_images)
         self.selected = list(self.meta["selected_layers"])
-        self._flow = FlowGraph(self.model, num_steps=flow_steps or None)
+        self.flow_steps = flow_steps or model.config.expert.num_steps
         side = self.meta["image_size"] // self.meta["patch_size"]
         self._grid = torch.tensor([[1, side, side]] * num_images, device=self.device)
         use_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
@@ -95,13 +94,9 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def prefill(self, input_ids, image_embeds, position_ids, max_length):
-        ids = self._t(input_ids)
-        if self.graphs is not None:
-            buffer = self.graphs.working_buffer(max_length)
-            if buffer is not None:
-                return self.model.prefill_into(buffer, ids, image_embeds, self._t(position_ids))[0], buffer
-        buffer = self.model.new_kv_buffer(max_length)
-        return self.model.prefill_into(buffer, ids, image_embeds, self._t(position_ids))[0], buffer
+        working = self.graphs.working_buffer(max_length) if self.graphs is not None else None
+        buffer = working or self.model.new_kv_buffer(max_length)
+        return self.model.prefill_into(buffer, self._t(input_ids), image_embeds, self._t(position_ids))[0], buffer
 
     @torch.no_grad()
     def decode(self, token: int, position: int, cache: KVBuffer) -> torch.Tensor:
@@ -123,10 +118,7 @@ class TorchBackend(Backend):
         return poses[0].cpu().numpy()
 
     def eager_flow(self, history: torch.Tensor, cache: KVBuffer) -> torch.Tensor:
-        layers: list = [None] * cache.keys.shape[0]
-        for index, kv in zip(self.selected, cache.layers(self.selected), strict=True):
-            layers[index] = kv
-        return self.model.flow_sample(layers, history, num_steps=self._flow.num_steps, init="history")
+        return self.model.flow_sample(cache.layers(), history, num_steps=self.flow_steps, init="history")
 
 
 class _Graphs:
@@ -163,10 +155,7 @@ class _Graphs:
 
     def release(self, cache: KVBuffer) -> KVBuffer:
         """A tight copy of the used part (the working buffer is reused by the next pass)."""
-        copy = KVBuffer.__new__(KVBuffer)
-        copy.keys = cache.keys[:, :, :, : cache.length].clone()
-        copy.values = cache.values[:, :, :, : cache.length].clone()
-        copy.length = cache.length
+        copy = cache.trimmed()
         self._leased = None
         self._busy.release()
         return copy
@@ -232,10 +221,8 @@ class _Graphs:
             "positions": torch.arange(size, device=device),
         }
         entry["mask"][:, 0] = True
-        layers: list = [None] * cache.keys.shape[0]
-        for i, index in enumerate(selected):
-            layers[index] = (entry["keys"][i], entry["values"][i])
-        num_steps = self.backend._flow.num_steps
+        layers = self.model.sparse_kv_layers(list(zip(entry["keys"], entry["values"], strict=True)))
+        num_steps = self.backend.flow_steps
 
         def run() -> torch.Tensor:
             return self.model.flow_sample(layers, entry["history"], entry["mask"], num_steps=num_steps, init="history")
