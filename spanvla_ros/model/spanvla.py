@@ -360,6 +360,19 @@ class SpanVLA(nn.Module):
         action_weight: float = 1.0,
     ) -> torch.Tensor:
         """Next-token loss on the reasoning text, then (optionally) the action marker and the action tokens."""
+        return self.teacher_forced(observation, target_text, target_poses, action_weight)[0]
+
+    def teacher_forced(
+        self,
+        observation: Observation,
+        target_text: str,
+        target_poses: np.ndarray | None = None,
+        action_weight: float = 1.0,
+    ) -> tuple[torch.Tensor, Any, int]:
+        """One forward pass over prompt + reasoning (+ marker + action tokens): the next-token loss, the cache and the
+        context length ``prompt + reasoning + marker``. The cache's first that many positions are the action expert's
+        context (causal attention: the action tokens after the marker do not change them), so co-training gets both
+        from one pass."""
         input_ids, pixel_values, grid = self.prompt(observation)
         target = self._ids(self.tokenizer(target_text, return_tensors="pt").input_ids)
         pieces, weights = [target], [torch.ones(target.shape[1])]
@@ -369,10 +382,12 @@ class SpanVLA(nn.Module):
             pieces += [marker, tokens[None]]
             weights += [torch.ones(1), torch.full((len(tokens),), action_weight)]
         full = torch.cat([input_ids, *pieces], dim=1)
-        logits = self._forward(full, pixel_values, grid).logits[0, input_ids.shape[1] - 1 : -1].float()
+        out = self._forward(full, pixel_values, grid)
+        logits = out.logits[0, input_ids.shape[1] - 1 : -1].float()
         per_token = nn.functional.cross_entropy(logits, full[0, input_ids.shape[1] :], reduction="none")
         w = torch.cat(weights).to(per_token.device)
-        return (per_token * w).sum() / w.sum()
+        context = input_ids.shape[1] + target.shape[1] + (target_poses is not None)
+        return (per_token * w).sum() / w.sum(), out.past_key_values, context
 
     def flow_loss(
         self,

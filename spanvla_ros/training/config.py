@@ -76,6 +76,10 @@ class SFTBridgeConfig:
     #: flow loss also trains the VLM at this learning rate, its caches recomputed with gradient every step, so what
     #: the cache carries is shaped by the trajectory (the planner otherwise ignored the camera).
     vlm_lr: float = 0.0
+    #: Co-training only: the stage-1 next-token loss (reasoning and action tokens, ``sft_vlm``'s weights) kept at this
+    #: weight beside the flow loss (π0's knowledge insulation). At 0 the flow loss alone taught the VLM to emit action
+    #: tokens where its reasoning was, so the cache the car decodes is not the one the expert trained on.
+    language_weight: float = 0.0
 
 
 @dataclass(frozen=True)

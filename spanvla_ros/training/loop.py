@@ -239,7 +239,8 @@ def _jsonable(value: Any) -> Any:
 
 
 class StageLogger:
-    """TensorBoard scalars and a tqdm bar (loss, samples/s) on the main rank."""
+    """TensorBoard scalars, the same as JSON lines (``scalars.jsonl``: learning curves without TensorBoard) and a
+    tqdm bar (loss, samples/s) on the main rank."""
 
     def __init__(self, stage: str, out_dir: Path, total_steps: int, env: Distributed, start_step: int = 0) -> None:
         from tqdm import tqdm
@@ -250,6 +251,7 @@ class StageLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(out_dir / "tensorboard"))
+            self.jsonl = out_dir / "scalars.jsonl"
         self.bar = tqdm(total=total_steps, initial=start_step, desc=stage, unit="step", disable=not env.is_main)
         self.start = time.perf_counter()
         self.samples = 0
@@ -261,6 +263,8 @@ class StageLogger:
             for name, value in scalars.items():
                 self.writer.add_scalar(name, value, step)
             self.writer.add_scalar("samples_per_s", rate, step)
+            with self.jsonl.open("a") as handle:
+                handle.write(json.dumps({"step": step, **scalars, "samples_per_s": rate}) + "\n")
         self.bar.update(1)
         self.bar.set_postfix(
             {**{k.split("/")[-1]: f"{v:.4g}" for k, v in list(scalars.items())[:3]}, "samples/s": f"{rate:.1f}"}

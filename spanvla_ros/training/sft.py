@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..model.spanvla import SpanVLA, SpanVLAConfig
-from .config import TrainConfig
+from .config import SFTVLMConfig, TrainConfig
 from .data import build_tokenizer_and_codebook, ensure_dataset, observation, split_indices
 from .loop import (
     Distributed,
@@ -187,9 +187,27 @@ def context_cache(model: SpanVLA, sample: dict[str, Any]) -> tuple[torch.Tensor,
     marker = model._ids([[model.action_marker_id]])
     full = torch.cat([input_ids, reasoning, marker], dim=1)
     out = model._forward(full, pixel_values, grid)
+    return _selected_layers(model, out.past_key_values, full.shape[1])
+
+
+def context_and_language_loss(
+    model: SpanVLA, sample: dict[str, Any], weights: SFTVLMConfig
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Co-training with the language loss kept: one teacher-forced pass over prompt + reasoning + marker + action
+    tokens gives the expert's context (as ``context_cache``) and stage 1's weighted next-token loss."""
+    loss, past, context = model.teacher_forced(
+        observation(sample),
+        sample["reasoning"]["text"],
+        sample["target"],
+        weights.action_token_weight / max(weights.reasoning_weight, 1e-9),
+    )
+    return _selected_layers(model, past, context), weights.reasoning_weight * loss
+
+
+def _selected_layers(model: SpanVLA, past, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     layers = model.expert.layers
-    keys = torch.stack([out.past_key_values.layers[i].keys[0] for i in layers])
-    values = torch.stack([out.past_key_values.layers[i].values[0] for i in layers])
+    keys = torch.stack([past.layers[i].keys[0, :, :length] for i in layers])
+    values = torch.stack([past.layers[i].values[0, :, :length] for i in layers])
     return keys, values
 
 
@@ -218,6 +236,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     resuming = resume and can_resume(checkpoint)
     model = SpanVLA.load(checkpoint if resuming else init).to(env.device)
     co_train = config.sft_bridge.vlm_lr > 0
+    insulated = co_train and config.sft_bridge.language_weight > 0  # π0's knowledge insulation
     model.vlm.train(co_train)
     for p in model.vlm.parameters():
         p.requires_grad_(co_train)  # frozen: no gradient reaches the VLM; co-training: the flow loss trains it too
@@ -250,14 +269,25 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     generator = torch.Generator().manual_seed(config.seed + env.rank + start)
     for step in range(start, cfg.steps):
         chosen = [int(i) for i in rng.choice(own_train, size=max(cfg.batch_size // env.world_size, 1))]
-        batch = [context_cache(model, reader[i]) for i in chosen] if co_train else [caches[i] for i in chosen]
+        language = None
+        if insulated:
+            pairs = [context_and_language_loss(model, reader[i], config.sft_vlm) for i in chosen]
+            batch = [context for context, _ in pairs]
+            language = torch.stack([loss for _, loss in pairs]).mean()
+        elif co_train:
+            batch = [context_cache(model, reader[i]) for i in chosen]
+        else:
+            batch = [caches[i] for i in chosen]
         selected, mask = pad_caches(batch)
         history = torch.stack([histories[i] for i in chosen])
         target = torch.stack([targets[i] for i in chosen])
-        loss = objective(model.sparse_kv_layers(selected), history, target, mask, generator=generator)
+        flow = objective(model.sparse_kv_layers(selected), history, target, mask, generator=generator)
+        loss = flow if language is None else flow + config.sft_bridge.language_weight * language
         loss.backward()
         norm = clip_and_step(model if co_train else model.expert, optimizer, scheduler, cfg.grad_clip)
         scalars = {"sft_bridge/loss": loss.item(), "sft_bridge/grad_norm": norm}
+        if language is not None:
+            scalars |= {"sft_bridge/flow_loss": flow.item(), "sft_bridge/language_loss": language.item()}
         own_val = [i for i in validation if i in histories]
         if own_val and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             scalars["sft_bridge/val_ade_m"] = _validation_ade(model, reader, caches, histories, targets, own_val)

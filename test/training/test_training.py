@@ -235,6 +235,39 @@ def test_stage2_co_training_trains_the_vlm_through_the_flow_loss(stage1, tmp_pat
     assert any("visual" in name for name in moved) and any("language_model" in name for name in moved)
 
 
+def test_knowledge_insulation_keeps_the_language_loss_and_the_same_context(stage1, dataset, tmp_path):
+    """``sft_bridge.language_weight`` > 0: one teacher-forced pass gives the expert the same context as
+    ``context_cache`` and stage 1's next-token loss, which the stage logs and trains beside the flow loss."""
+    from spanvla_ros.data.dataset import SampleReader
+    from spanvla_ros.training.sft import context_and_language_loss, context_cache, sft_bridge
+
+    checkpoint, config = stage1
+    model, sample = SpanVLA.load(checkpoint).eval(), SampleReader(dataset)[0]
+    with torch.no_grad():
+        (keys, values), language = context_and_language_loss(model, sample, config.sft_vlm)
+        expected_keys, expected_values = context_cache(model, sample)
+        stage1_loss = model.language_loss(observation_of(sample), sample["reasoning"]["text"], sample["target"])
+    torch.testing.assert_close(keys, expected_keys, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(values, expected_values, rtol=1e-5, atol=1e-5)
+    assert language.item() == pytest.approx(stage1_loss.item(), rel=1e-5)
+
+    bridge = dataclasses.replace(config.sft_bridge, vlm_lr=1e-3, language_weight=1.0)
+    config = dataclasses.replace(config, out_dir=str(tmp_path / "out"), sft_bridge=bridge)
+    sft_bridge(config, init=checkpoint, progress=False)
+    lines = (tmp_path / "out" / "sft_bridge" / "scalars.jsonl").read_text().splitlines()
+    scalars = json.loads(lines[-1])
+    assert len(lines) == config.sft_bridge.optim.steps and scalars["step"] == config.sft_bridge.optim.steps
+    assert scalars["sft_bridge/language_loss"] > 0
+    total = scalars["sft_bridge/flow_loss"] + scalars["sft_bridge/language_loss"]
+    assert scalars["sft_bridge/loss"] == pytest.approx(total, rel=1e-5)
+
+
+def observation_of(sample):
+    from spanvla_ros.training.data import observation
+
+    return observation(sample)
+
+
 def test_resume_continues_the_step_count_and_optimizer_state(dataset, tmp_path):
     from spanvla_ros.training.sft import sft_vlm
 
