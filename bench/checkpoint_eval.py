@@ -30,7 +30,16 @@ from spanvla_ros.training.data import observation, split_indices
 from spanvla_ros.training.grpo import parse_decision
 
 DEFAULT_DATASET = "runs/train/data"
-CLOSED = ("driving_score", "route_completion", "collision_rate", "off_road_rate", "mean_route_offset_m", "failures")
+CLOSED = (
+    "driving_score",
+    "route_completion",
+    "collision_rate",
+    "off_road_rate",
+    "mean_route_offset_m",
+    "failures",
+    "collisions_by_side",
+    "by_env",
+)
 
 
 def reasoning_agreement(path: str, samples: list[dict]) -> dict:

@@ -465,7 +465,8 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
         summary["planning_latency_ms"] = percentiles(list(planner.core.timings["planning_ms"]))
         summary["reasoning_age_ms"] = percentiles(list(planner.core.timings["reasoning_age_ms"]))
     write_json(summary, args.out)
-    keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "off_road_rate", "failures")
+    keys = ("planner", "episodes", "driving_score", "route_completion", "collision_rate", "off_road_rate", "failures",
+            "collisions_by_side")  # fmt: skip
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return 0
 

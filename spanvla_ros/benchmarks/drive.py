@@ -27,7 +27,7 @@ from .common import machine_info
 OPEN_LOOP_KEYS = ("n_scenes", "pdms", "epdms", "ade_m", "fde_m", "plans_starting_behind", "pdms_by_env")
 CLOSED_LOOP_KEYS = (
     "episodes", "driving_score", "route_completion", "collision_rate", "off_road_rate", "failures",
-    "infraction_counts", "mean_route_offset_m", "by_env",
+    "infraction_counts", "collisions_by_side", "mean_route_offset_m", "by_env",
 )  # fmt: skip
 
 

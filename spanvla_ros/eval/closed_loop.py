@@ -24,6 +24,7 @@ OFF_ROAD = "off_road"
 WRONG_WAY = "wrong_way"
 #: An episode without infractions that completes less than this share of its route stalled.
 STALL_COMPLETION = 0.5
+COLLISION_SIDES = ("front", "rear", "left", "right")
 FAILURES = ("collision", OFF_ROAD, WRONG_WAY, RED_LIGHT, "stall", "none")
 
 
@@ -52,6 +53,10 @@ class Infraction:
     x: float
     y: float
     other_id: str = ""
+    #: Collisions: where the other box's centre lay from the ego's (ego frame, scaled by the two boxes' half sizes):
+    #: ``front`` (the ego ran into it), ``rear`` (it ran into the ego), ``left`` or ``right``; the ego's speed then.
+    side: str = ""
+    ego_speed_mps: float = 0.0
 
 
 @dataclass
@@ -102,6 +107,21 @@ def ego_corners(scene: Scene) -> np.ndarray:
     """The corners ``[4, 2]`` of the ego's box (world frame)."""
     dims = scene.ego.dimensions
     return box_corners(np.asarray(scene.ego.pose)[None], dims.length_m, dims.width_m, dims.rear_axle_to_center_m)[0]
+
+
+def collision_side(
+    scene: Scene, ego_center: np.ndarray, other_pose, other_length_m: float, other_width_m: float
+) -> str:
+    """Where another box touching the ego lies from it: the dominant axis of the offset between the centres in the
+    ego frame, each axis scaled by the sum of the two half sizes along it."""
+    yaw = float(scene.ego.pose[2])
+    dx, dy = np.asarray(other_pose[:2], dtype=np.float64) - ego_center
+    forward, left = dx * np.cos(yaw) + dy * np.sin(yaw), -dx * np.sin(yaw) + dy * np.cos(yaw)
+    dims = scene.ego.dimensions
+    along, across = forward / (dims.length_m + other_length_m) * 2, left / (dims.width_m + other_width_m) * 2
+    if abs(along) >= abs(across):
+        return "front" if along > 0 else "rear"
+    return "left" if across > 0 else "right"
 
 
 def on_road(scene: Scene, corners: np.ndarray) -> bool:
@@ -166,7 +186,9 @@ class EpisodeMonitor:
             if polygon.intersects(agent_box):
                 touching.add(agent.id)
                 if agent.id not in self._in_contact:
-                    new.append(Infraction(_collision_kind(agent.kind), time_s, *center, other_id=agent.id))
+                    side = collision_side(scene, center, pose, agent.length_m, agent.width_m)
+                    kind = _collision_kind(agent.kind)
+                    new.append(Infraction(kind, time_s, *center, agent.id, side, float(scene.ego.speed_mps)))
         self._in_contact = touching
 
         off_road = not on_road(scene, corners)
@@ -239,6 +261,10 @@ def aggregate_episodes(results: list[EpisodeResult]) -> dict[str, Any]:
         "distance_km": distance_km,
         "off_road_rate": float(np.mean([r.counts()[OFF_ROAD] > 0 for r in results])),
         "failures": {kind: failures.count(kind) for kind in FAILURES},
+        "collisions_by_side": {
+            side: sum(i.side == side for r in results for i in r.infractions if i.kind.startswith("collision"))
+            for side in COLLISION_SIDES
+        },
         "mean_route_offset_m": float(np.mean([r.mean_route_offset_m for r in results])),
     }
 

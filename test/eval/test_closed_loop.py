@@ -104,3 +104,18 @@ def test_the_paired_bootstrap_brackets_a_known_gain():
     assert gain["ci95"][0] < 0.05 < gain["ci95"][1] and gain["ci95"][0] > 0.04
     same = paired_bootstrap(before, before)
     assert same["mean"] == 0.0 and same["ci95"] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "agent_xy, side",
+    [((5.5, LANE), "front"), ((-3.0, LANE), "rear"), ((1.5, LANE + 2.0), "left"), ((1.5, LANE - 2.0), "right")],
+)
+def test_a_collision_records_where_the_other_box_was(agent_xy, side):
+    """The ego parked at x = 0 (rear axle), a car placed just touching it on each side: the side is the one it is on,
+    and the aggregate counts collisions by side."""
+    other = Agent.static("other", (*agent_xy, 0.0), 4.8, 2.0, kind=AgentKind.VEHICLE)
+    result = drive(straight_road_scene(), [(0.0, LANE)] * 3, agents_at=lambda t: (other,))
+    assert [(i.kind, i.side) for i in result.infractions] == [(COLLISION_VEHICLE, side)]
+    assert result.infractions[0].ego_speed_mps == 10.0
+    counts = aggregate_episodes([result])["collisions_by_side"]
+    assert counts == {s: int(s == side) for s in ("front", "rear", "left", "right")}
