@@ -1,6 +1,8 @@
 """Supervised stages. Stage 1 (``sft_vlm``): next-token loss on the reasoning (slow and fast modes) and the discrete
 action tokens. Stage 2 (``sft_bridge``): the flow loss with the VLM frozen — its caches (prompt + reasoning + action
-marker) are computed once without gradient and the action expert alone learns on them.
+marker) are computed once without gradient and the action expert alone learns on them. With ``sft_bridge.vlm_lr`` > 0
+the flow loss trains the VLM too (π0-style co-training), and ``sft_bridge.language_weight`` keeps stage 1's
+next-token loss beside it (knowledge insulation: the reasoning the car decodes stays the kind the expert trained on).
 
 Both run as plain processes or under ``torchrun`` on the ranks' devices (each rank takes its own share of every batch):
 DDP, or for stage 1 FSDP2 (``sft_vlm.strategy: fsdp``, ``--strategy fsdp``), with checkpoints saved unsharded."""
