@@ -35,7 +35,7 @@ from .loop import (
     setup_distributed,
 )
 from .rewards import cot_penalty, group_advantages, negative_penalty, recovery_reward, total_reward
-from .sft import can_resume, trainer_dir
+from .sft import begin_stage, stage_record, trainer_dir
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -215,7 +215,7 @@ def grpo(config: TrainConfig, *, init: str | Path, resume: bool = False, progres
         reference_expert = copy.deepcopy(model.expert).eval().requires_grad_(False)
         model.expert.requires_grad_(True)
     optimizer, scheduler = make_optimizer(model.parameters(), cfg.optim)
-    resuming = resume and can_resume(checkpoint)
+    resuming = begin_stage(checkpoint, stage_record(config, "grpo", init), resume, env)
     start = 0
     if resuming:
         from safetensors.torch import load_file

@@ -20,7 +20,7 @@ from ..files import file_sha256
 from .config import TrainConfig, load_train_config
 from .data import ensure_dataset
 from .grpo import grpo
-from .sft import can_resume, sft_bridge, sft_vlm, trainer_dir
+from .sft import can_resume, sft_bridge, sft_vlm, stage_record, trainer_dir
 
 
 def run_recipe(
@@ -34,19 +34,12 @@ def run_recipe(
     config = load_train_config(config_path)
     started = time.time()
     reader = ensure_dataset(config.data, progress=progress)
-    out_root = Path(config.out_dir)
-    stage1 = _finished(out_root / "sft_vlm", config.sft_vlm.optim.steps) or sft_vlm(
-        config, resume=True, progress=progress
-    )
-    stage2 = _finished(out_root / "sft_bridge", config.sft_bridge.optim.steps) or sft_bridge(
-        config, init=stage1, resume=True, progress=progress
-    )
+    stage1 = _finished(config, "sft_vlm", None) or sft_vlm(config, resume=True, progress=progress)
+    stage2 = _finished(config, "sft_bridge", stage1) or sft_bridge(config, init=stage1, resume=True, progress=progress)
     if config.grpo.optim.steps == 0:  # no GRPO: ship the supervised checkpoint
         stage3 = stage2
     else:
-        stage3 = _finished(out_root / "grpo", config.grpo.optim.steps) or grpo(
-            config, init=stage2, resume=True, progress=progress
-        )
+        stage3 = _finished(config, "grpo", stage2) or grpo(config, init=stage2, resume=True, progress=progress)
     final, rounds = stage3, []
     for round_index in range(1, config.dagger.rounds + 1):
         final, counts = dagger_round(config, round_index, final, progress)
@@ -101,19 +94,21 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
         sft_vlm=dataclasses.replace(config.sft_vlm, optim=cfg.sft_vlm),
         sft_bridge=dataclasses.replace(config.sft_bridge, optim=cfg.sft_bridge),
     )
-    vlm = _finished(root / "sft_vlm", cfg.sft_vlm.steps) or sft_vlm(
+    vlm = _finished(round_config, "sft_vlm", learner) or sft_vlm(
         round_config, init=learner, resume=True, progress=progress
     )
-    bridge = _finished(root / "sft_bridge", cfg.sft_bridge.steps) or sft_bridge(
+    bridge = _finished(round_config, "sft_bridge", vlm) or sft_bridge(
         round_config, init=vlm, resume=True, progress=progress
     )
     return bridge, counts
 
 
-def _finished(stage_dir: Path, steps: int) -> Path | None:
-    """The stage's checkpoint when an earlier run of the recipe completed all its steps."""
-    checkpoint = stage_dir / "checkpoint"
-    if can_resume(checkpoint):
+def _finished(config: TrainConfig, stage: str, init: Path | None) -> Path | None:
+    """The stage's checkpoint when an earlier run of the same recipe, from the same weights, completed all its
+    steps."""
+    checkpoint = Path(config.out_dir) / stage / "checkpoint"
+    steps = getattr(config, stage).optim.steps
+    if can_resume(checkpoint, stage_record(config, stage, init)):
         if json.loads((trainer_dir(checkpoint) / "trainer_state.json").read_text()).get("step", 0) >= steps:
             return checkpoint
     return None

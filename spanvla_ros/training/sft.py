@@ -9,6 +9,7 @@ DDP, or for stage 1 FSDP2 (``sft_vlm.strategy: fsdp``, ``--strategy fsdp``), wit
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import config_to_dict
+from ..files import file_sha256
 from ..model.spanvla import SpanVLA, SpanVLAConfig
 from .config import SFTVLMConfig, TrainConfig
 from .data import build_tokenizer_and_codebook, ensure_dataset, observation, split_indices
@@ -96,7 +99,7 @@ def sft_vlm(
     reader = ensure_dataset(config.data, progress=progress and env.is_main)
     train, validation = split_indices(reader, config.data.validation_fraction)
     checkpoint = stage_dir / "checkpoint"
-    resuming = resume and can_resume(checkpoint)
+    resuming = begin_stage(checkpoint, stage_record(config, "sft_vlm", init), resume, env)
     if resuming:
         model = SpanVLA.load(checkpoint)
     elif init is not None:
@@ -175,8 +178,47 @@ def trainer_dir(checkpoint: Path) -> Path:
     return checkpoint.parent / "trainer"
 
 
-def can_resume(checkpoint: Path) -> bool:
-    return (trainer_dir(checkpoint) / "trainer_state.json").is_file() and (checkpoint / "manifest.json").is_file()
+STAGE_RECORD = "stage.json"
+
+
+def stage_record(config: TrainConfig, stage: str, init: str | Path | None) -> dict[str, Any]:
+    """What a stage's result depends on: its own config section (but its step counts), the data, the seed, and the
+    weights it starts from (their sha256; the model shapes when it starts from scratch). A checkpoint made from another
+    record is stale."""
+    data = config_to_dict(config.data)
+    data.pop("workers", None)  # how many processes generate the data does not change it
+    section = config_to_dict(getattr(config, stage))
+    for key in ("steps", "eval_every", "checkpoint_every"):  # a run may be resumed to train longer
+        section["optim"].pop(key, None)
+    record = {"stage": stage, "seed": config.seed, "data": data, stage: section}
+    if init is None:
+        record["model"] = config_to_dict(config.model)
+    else:
+        record["init_sha256"] = file_sha256(Path(init) / "model.safetensors")
+    return json.loads(json.dumps(record))  # as it reads back from the file
+
+
+def can_resume(checkpoint: Path, record: dict[str, Any] | None = None) -> bool:
+    """A checkpoint with its trainer state, and (given ``record``) made by the same recipe."""
+    if not ((trainer_dir(checkpoint) / "trainer_state.json").is_file() and (checkpoint / "manifest.json").is_file()):
+        return False
+    if record is None:
+        return True
+    recorded = checkpoint.parent / STAGE_RECORD
+    return recorded.is_file() and json.loads(recorded.read_text()) == record
+
+
+def begin_stage(checkpoint: Path, record: dict[str, Any], resume: bool, env: Distributed) -> bool:
+    """Whether the stage resumes from ``checkpoint``. A fresh start forgets a checkpoint of another recipe (so an
+    interrupted run is never resumed from it) and records this stage's recipe beside the checkpoint."""
+    resuming = resume and can_resume(checkpoint, record)
+    if env.is_main and not resuming:
+        if can_resume(checkpoint):
+            log.warning("%s was trained with another recipe or from other weights: starting the stage over", checkpoint)
+        (trainer_dir(checkpoint) / "trainer_state.json").unlink(missing_ok=True)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        (checkpoint.parent / STAGE_RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    return resuming
 
 
 def context_cache(model: SpanVLA, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +277,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     checkpoint = stage_dir / "checkpoint"
     reader = ensure_dataset(config.data, progress=False)
     train, validation = split_indices(reader, config.data.validation_fraction)
-    resuming = resume and can_resume(checkpoint)
+    resuming = begin_stage(checkpoint, stage_record(config, "sft_bridge", init), resume, env)
     model = SpanVLA.load(checkpoint if resuming else init).to(env.device)
     co_train = config.sft_bridge.vlm_lr > 0
     insulated = co_train and config.sft_bridge.language_weight > 0  # π0's knowledge insulation

@@ -4,6 +4,7 @@ torchrun ranks agree, rewards are right, bad input stops before training."""
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -293,6 +294,46 @@ def test_resume_continues_the_step_count_and_optimizer_state(dataset, tmp_path):
         if k.endswith(".step")
     ]
     assert steps and all(float(s) == 4.0 for s in steps)  # AdamW's per-parameter step counted on, not restarted
+
+
+def test_a_stage_of_another_recipe_is_started_over_not_resumed_or_reused(stage1, tmp_path):
+    """The bridge resumed (and the recipe's finished-stage check passed) only for the recipe and initial weights it
+    was trained with: a changed learning rate or a re-trained stage 1 starts it over."""
+    from spanvla_ros.training.recipe import _finished
+    from spanvla_ros.training.sft import sft_bridge
+
+    checkpoint, config = stage1
+    config = dataclasses.replace(config, out_dir=str(tmp_path / "out"))
+    sft_bridge(config, init=checkpoint, progress=False)
+    assert _finished(config, "sft_bridge", checkpoint) is not None
+    log = tmp_path / "out" / "sft_bridge" / "scalars.jsonl"
+    steps = config.sft_bridge.optim.steps
+
+    longer = dataclasses.replace(
+        config,
+        sft_bridge=dataclasses.replace(
+            config.sft_bridge, optim=dataclasses.replace(config.sft_bridge.optim, steps=steps + 1)
+        ),
+    )
+    sft_bridge(longer, init=checkpoint, resume=True, progress=False)  # same recipe, longer: resumed
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [*range(1, steps + 1), steps + 1]
+
+    other = dataclasses.replace(
+        longer,
+        sft_bridge=dataclasses.replace(longer.sft_bridge, optim=dataclasses.replace(longer.sft_bridge.optim, lr=5e-4)),
+    )
+    assert _finished(other, "sft_bridge", checkpoint) is None
+    log.unlink()
+    sft_bridge(other, init=checkpoint, resume=True, progress=False)  # another learning rate: from step 0
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, steps + 2))
+
+    retrained = tmp_path / "retrained"
+    shutil.copytree(checkpoint, retrained)
+    model = SpanVLA.load(retrained)
+    with torch.no_grad():
+        next(model.vlm.parameters()).add_(0.01)
+    model.save(retrained)
+    assert _finished(other, "sft_bridge", retrained) is None
 
 
 def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
