@@ -34,6 +34,11 @@ class ActionExpertConfig:
     num_steps: int = 5
     init: str = "history"
     pose_scale: tuple[float, float, float] = (20.0, 4.0, 0.4)
+    #: The flow's units per future pose ``[num_poses][x, y, yaw]`` (None: ``pose_scale`` for every pose; the history
+    #: is always in ``pose_scale``). One scale for all poses made a near pose's error as cheap as a far one's, while a
+    #: car replanning at 10 Hz follows mostly the first second; stage 2 can set it to the spread of each pose's
+    #: departure from the history extrapolation (``sft_bridge.action_scale: residual``).
+    action_scale: tuple[tuple[float, float, float], ...] | None = None
     history_noise_std: float = 0.05
     tau_logit_mean: float = 0.0
     tau_logit_std: float = 1.0
@@ -43,6 +48,10 @@ class ActionExpertConfig:
             raise ValueError(f"init must be 'history' or 'noise', got {self.init!r}")
         if self.layer_interval < 1:
             raise ValueError(f"layer_interval must be >= 1, got {self.layer_interval}")
+        if self.action_scale is not None:
+            shape = (len(self.action_scale), *{len(row) for row in self.action_scale})
+            if shape != (self.num_poses, 3) or min(min(row) for row in self.action_scale) <= 0:
+                raise ValueError(f"action_scale must be {self.num_poses} rows of 3 positive numbers")
 
 
 def selected_layers(num_vlm_layers: int, interval: int) -> list[int]:

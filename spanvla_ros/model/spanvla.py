@@ -9,6 +9,7 @@ losses → ``save`` / ``load``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ class SpanVLA(nn.Module):
         )
         self.action_marker_id = tokenizer.convert_tokens_to_ids(ACTION)
         # Poses are normalised in float32 whatever the weights' precision: 0.4 in bf16 is 0.4004.
-        self._pose_scales: dict[torch.device, torch.Tensor] = {}
+        self._scales: dict[tuple[str, torch.device], torch.Tensor] = {}
 
     # --- where the model lives: every tensor a method makes goes there ---------------------------------------------
 
@@ -111,11 +112,28 @@ class SpanVLA(nn.Module):
 
     @property
     def pose_scale(self) -> torch.Tensor:
-        """``[3]`` float32 on the model's device (one tensor per device, so a captured graph keeps its address)."""
-        device = self.device
-        if device not in self._pose_scales:
-            self._pose_scales[device] = torch.tensor(self.config.expert.pose_scale, dtype=torch.float32, device=device)
-        return self._pose_scales[device]
+        """The history's units ``[3]``, float32 on the model's device (one tensor per device, so a captured graph
+        keeps its address)."""
+        return self._scale("pose", self.config.expert.pose_scale)
+
+    @property
+    def action_scale(self) -> torch.Tensor:
+        """The flow's units: ``[N, 3]`` per future pose, or ``pose_scale`` when the config sets none."""
+        scale = self.config.expert.action_scale
+        return self.pose_scale if scale is None else self._scale("action", scale)
+
+    def _scale(self, name: str, values) -> torch.Tensor:
+        key = (name, self.device)
+        if key not in self._scales:
+            self._scales[key] = torch.tensor(values, dtype=torch.float32, device=self.device)
+        return self._scales[key]
+
+    def set_action_scale(self, scale: np.ndarray | None) -> None:
+        """Replace the flow's units (before the expert is trained: what it learned is in the old units)."""
+        rows = None if scale is None else tuple(tuple(float(v) for v in row) for row in np.asarray(scale))
+        expert = dataclasses.replace(self.config.expert, action_scale=rows)
+        self.config = dataclasses.replace(self.config, expert=expert)
+        self._scales.clear()
 
     def _ids(self, ids) -> torch.Tensor:
         return torch.as_tensor(ids, dtype=torch.int64).to(self.device)
@@ -293,7 +311,7 @@ class SpanVLA(nn.Module):
         cfg = self.config.expert
         start = self._start(history, init or cfg.init, generator)
         velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
-        return euler_integrate(velocity, start, num_steps or cfg.num_steps) * self.pose_scale
+        return euler_integrate(velocity, start, num_steps or cfg.num_steps) * self.action_scale
 
     def flow_sample_sde(
         self, kv_layers, history: torch.Tensor, noise_std: float, kv_mask=None, generator=None
@@ -304,7 +322,7 @@ class SpanVLA(nn.Module):
         start = self._start(history, cfg.init, generator)
         velocity = lambda a, tau: self.flow_velocity(a, tau, history, kv_layers, kv_mask)  # noqa: E731
         path = sde_integrate(velocity, start, cfg.num_steps, noise_std, generator)
-        return path[:, -1] * self.pose_scale, path
+        return path[:, -1] * self.action_scale, path
 
     def flow_path_log_prob(
         self, kv_layers, history: torch.Tensor, path: torch.Tensor, noise_std: float, kv_mask=None, expert=None
@@ -319,7 +337,7 @@ class SpanVLA(nn.Module):
         history = history.float()
         if init == "noise":
             return gaussian((history.shape[0], cfg.num_poses, 3), generator, history.device)
-        return history_initialisation(history, cfg.history_dt_s, cfg.num_poses, cfg.dt_s) / self.pose_scale
+        return history_initialisation(history, cfg.history_dt_s, cfg.num_poses, cfg.dt_s) / self.action_scale
 
     @torch.no_grad()
     def plan_autoregressive(
@@ -410,7 +428,7 @@ class SpanVLA(nn.Module):
             device=self.device,
         )
         velocity = lambda a, t: self.flow_velocity(a, t, noisy_history, kv_layers, kv_mask)  # noqa: E731
-        return flow_matching_loss(velocity, target_poses / self.pose_scale, start, tau)
+        return flow_matching_loss(velocity, target_poses / self.action_scale, start, tau)
 
     # --- files -----------------------------------------------------------------------------------------------------
 
@@ -461,6 +479,8 @@ def _config_from_json(data: dict) -> SpanVLAConfig:
     expert = dict(data.get("expert", {}))
     if "pose_scale" in expert:
         expert["pose_scale"] = tuple(expert["pose_scale"])
+    if expert.get("action_scale") is not None:
+        expert["action_scale"] = tuple(tuple(row) for row in expert["action_scale"])
     return config_from_dict(SpanVLAConfig, {**data, "expert": expert}, source="config.json")
 
 

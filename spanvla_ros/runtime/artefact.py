@@ -94,5 +94,6 @@ def runtime_meta(model: SpanVLA, num_images: int) -> dict[str, Any]:
         "history_dt_s": expert.history_dt_s,
         "flow_steps": expert.num_steps,
         "pose_scale": list(expert.pose_scale),
+        "action_scale": None if expert.action_scale is None else [list(row) for row in expert.action_scale],
         "max_reasoning_tokens": model.config.max_reasoning_tokens,
     }

@@ -80,6 +80,14 @@ class SFTBridgeConfig:
     #: weight beside the flow loss (π0's knowledge insulation). At 0 the flow loss alone taught the VLM to emit action
     #: tokens where its reasoning was, so the cache the car decodes is not the one the expert trained on.
     language_weight: float = 0.0
+    #: The flow's units per future pose: "config" (the model's) or "residual" (set at the stage's start to the RMS of
+    #: each pose's departure from the history extrapolation over the training samples, at least 1/50 of
+    #: ``pose_scale``): a near pose's error then costs as much as a far one's.
+    action_scale: str = "config"
+
+    def __post_init__(self) -> None:
+        if self.action_scale not in ("config", "residual"):
+            raise ValueError(f"sft_bridge.action_scale must be 'config' or 'residual', got {self.action_scale!r}")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..config import config_to_dict
 from ..files import file_sha256
+from ..model.flow import history_initialisation
 from ..model.spanvla import SpanVLA, SpanVLAConfig
 from .config import SFTVLMConfig, TrainConfig
 from .data import build_tokenizer_and_codebook, ensure_dataset, observation, split_indices
@@ -302,6 +303,9 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
             if not co_train:
                 caches[i] = context_cache(model, sample)
     own_train = [i for i in train if i in histories]
+    if not resuming and config.sft_bridge.action_scale == "residual":
+        model.set_action_scale(residual_action_scale(model, [histories[i] for i in own_train],
+                                                     [targets[i] for i in own_train], env))  # fmt: skip
     objective = wrap_ddp(FlowObjective(model), env)
     groups = [{"params": model.expert.parameters()}]
     if co_train:
@@ -342,6 +346,21 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     write_weight_digest(model.expert, stage_dir, env)
     cleanup_distributed()
     return checkpoint
+
+
+def residual_action_scale(model: SpanVLA, histories: list, targets: list, env: Distributed) -> np.ndarray:
+    """``[N, 3]``: the RMS over training samples of each future pose's departure from the history extrapolation (the
+    flow's start), floored at 1/50 of ``pose_scale`` (averaged over the ranks' shares)."""
+    expert = model.config.expert
+    history, target = torch.stack(histories).cpu(), torch.stack(targets).cpu()
+    start = history_initialisation(history, expert.history_dt_s, expert.num_poses, expert.dt_s)
+    mean_square = ((target - start) ** 2).mean(dim=0)
+    if env.enabled:
+        mean_square = mean_square.to(env.device)
+        torch.distributed.all_reduce(mean_square)
+        mean_square = mean_square.cpu() / env.world_size
+    floor = torch.tensor(expert.pose_scale) / 50.0
+    return torch.maximum(mean_square.sqrt(), floor).numpy()
 
 
 def _rank_share(indices: list[int], env: Distributed) -> list[int]:

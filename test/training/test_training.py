@@ -263,6 +263,32 @@ def test_knowledge_insulation_keeps_the_language_loss_and_the_same_context(stage
     assert scalars["sft_bridge/loss"] == pytest.approx(total, rel=1e-5)
 
 
+def test_residual_action_scale_gives_each_pose_its_own_units(stage1, tmp_path):
+    """``sft_bridge.action_scale: residual``: the flow's units per pose are the RMS of the targets' departure from the
+    history extrapolation (growing with the horizon), saved with the checkpoint and used by its plans."""
+    from spanvla_ros.data.dataset import SampleReader
+    from spanvla_ros.model.flow import history_initialisation
+    from spanvla_ros.training.sft import sft_bridge
+
+    checkpoint, config = stage1
+    bridge = dataclasses.replace(config.sft_bridge, action_scale="residual")
+    config = dataclasses.replace(config, out_dir=str(tmp_path / "out"), sft_bridge=bridge)
+    model = SpanVLA.load(sft_bridge(config, init=checkpoint, progress=False))
+    scale = np.array(model.config.expert.action_scale)
+    assert scale.shape == (model.config.expert.num_poses, 3)
+    assert scale[-1, 0] > scale[0, 0] and scale[-1, 1] > scale[0, 1]  # far poses depart further
+    reader = SampleReader(Path(config.data.dir))
+    history = torch.tensor(np.stack([reader[i]["ego_history"] for i in range(len(reader))]), dtype=torch.float32)
+    target = np.stack([reader[i]["target"] for i in range(len(reader))])
+    expert = model.config.expert
+    rms = np.sqrt(((target - history_initialisation(history, 0.5, expert.num_poses, expert.dt_s).numpy()) ** 2).mean(0))
+    floor = np.array(expert.pose_scale) / 50
+    assert np.all(scale >= floor - 1e-6) and np.all(scale <= np.maximum(rms, floor) * 1.5 + 1e-6)
+    torch.testing.assert_close(model.action_scale, torch.tensor(scale, dtype=torch.float32))
+    with pytest.raises(ValueError, match="action_scale must be"):
+        dataclasses.replace(expert, action_scale=((1.0, 1.0, 1.0),))
+
+
 def observation_of(sample):
     from spanvla_ros.training.data import observation
 
