@@ -252,6 +252,7 @@ class StageLogger:
 
             self.writer = SummaryWriter(str(out_dir / "tensorboard"))
             self.jsonl = out_dir / "scalars.jsonl"
+            _keep_scalars_up_to(self.jsonl, start_step)  # a fresh start or a resume continues one curve
         self.bar = tqdm(total=total_steps, initial=start_step, desc=stage, unit="step", disable=not env.is_main)
         self.start = time.perf_counter()
         self.samples = 0
@@ -274,6 +275,13 @@ class StageLogger:
         self.bar.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def _keep_scalars_up_to(file: Path, step: int) -> None:
+    """Drop the lines of ``file`` logged after ``step`` (all of them for a fresh start)."""
+    if file.is_file():
+        lines = [line for line in file.read_text().splitlines() if json.loads(line)["step"] <= step]
+        file.write_text("".join(f"{line}\n" for line in lines))
 
 
 def write_weight_digest(module: nn.Module, out_dir: Path, env: Distributed) -> str:

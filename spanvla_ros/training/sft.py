@@ -48,23 +48,25 @@ log = logging.getLogger(__name__)
 class LanguageObjective(nn.Module):
     """Mean next-token loss of a list of samples (reasoning text, then the action marker and action tokens)."""
 
-    def __init__(self, model: SpanVLA, reasoning_weight: float, action_weight: float) -> None:
+    def __init__(self, model: SpanVLA, weights: SFTVLMConfig) -> None:
         super().__init__()
         self.model = model
-        self.reasoning_weight, self.action_weight = reasoning_weight, action_weight
+        self.weights = weights
 
     def forward(self, samples: list[dict[str, Any]]) -> torch.Tensor:
-        losses = [
-            self.reasoning_weight
-            * self.model.language_loss(
-                observation(s),
-                s["reasoning"]["text"],
-                s["target"],
-                self.action_weight / max(self.reasoning_weight, 1e-9),
-            )
-            for s in samples
-        ]
-        return torch.stack(losses).mean()
+        return torch.stack([stage1_loss(self.model, s, self.weights)[0] for s in samples]).mean()
+
+
+def stage1_loss(model: SpanVLA, sample: dict[str, Any], weights: SFTVLMConfig) -> tuple[torch.Tensor, Any, int]:
+    """Stage 1's weighted next-token loss of one sample, with the pass's cache and context length
+    (``SpanVLA.teacher_forced``)."""
+    loss, past, context = model.teacher_forced(
+        observation(sample),
+        sample["reasoning"]["text"],
+        sample["target"],
+        weights.action_token_weight / max(weights.reasoning_weight, 1e-9),
+    )
+    return weights.reasoning_weight * loss, past, context
 
 
 class FlowObjective(nn.Module):
@@ -111,7 +113,7 @@ def sft_vlm(
     for p in model.expert.parameters():
         p.requires_grad_(False)  # stage 1 trains the VLM only
     cfg = config.sft_vlm
-    objective = LanguageObjective(model, cfg.reasoning_weight, cfg.action_token_weight)
+    objective = LanguageObjective(model, cfg)
     if cfg.strategy == "fsdp":
         objective = shard_fsdp(objective, model.vlm, env, cfg.optim.mixed_precision)
     else:
@@ -240,13 +242,8 @@ def context_and_language_loss(
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Co-training with the language loss kept: one teacher-forced pass over prompt + reasoning + marker + action
     tokens gives the expert's context (as ``context_cache``) and stage 1's weighted next-token loss."""
-    loss, past, context = model.teacher_forced(
-        observation(sample),
-        sample["reasoning"]["text"],
-        sample["target"],
-        weights.action_token_weight / max(weights.reasoning_weight, 1e-9),
-    )
-    return _selected_layers(model, past, context), weights.reasoning_weight * loss
+    loss, past, context = stage1_loss(model, sample, weights)
+    return _selected_layers(model, past, context), loss
 
 
 def _selected_layers(model: SpanVLA, past, length: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -105,6 +105,7 @@ def test_reward_terms_match_hand_computed_values():
 
 
 def test_one_step_lowers_the_language_and_flow_losses(stage1):
+    from spanvla_ros.training.config import SFTVLMConfig
     from spanvla_ros.training.data import SampleReader
     from spanvla_ros.training.sft import FlowObjective, LanguageObjective, context_cache, pad_caches
 
@@ -112,7 +113,7 @@ def test_one_step_lowers_the_language_and_flow_losses(stage1):
     model = SpanVLA.load(checkpoint).train()
     reader = SampleReader(config.data.dir)
     batch = [reader[0], reader[1]]
-    objective = LanguageObjective(model, 1.0, 1.0)
+    objective = LanguageObjective(model, SFTVLMConfig(reasoning_weight=1.0, action_token_weight=1.0))
     optimizer = torch.optim.SGD(model.vlm.parameters(), lr=0.05)
     before = objective(batch)
     before.backward()
@@ -349,7 +350,6 @@ def test_a_stage_of_another_recipe_is_started_over_not_resumed_or_reused(stage1,
         sft_bridge=dataclasses.replace(longer.sft_bridge, optim=dataclasses.replace(longer.sft_bridge.optim, lr=5e-4)),
     )
     assert _finished(other, "sft_bridge", checkpoint) is None
-    log.unlink()
     sft_bridge(other, init=checkpoint, resume=True, progress=False)  # another learning rate: from step 0
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, steps + 2))
 
