@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from ..scene import AgentKind, Scene, TrafficLightState, box_corners
+from ..scene import AgentKind, Scene, TrafficLightState, box_corners, world_to_ego
 
 COLLISION_PEDESTRIAN = "collision_pedestrian"
 COLLISION_VEHICLE = "collision_vehicle"
@@ -114,9 +114,8 @@ def collision_side(
 ) -> str:
     """Where another box touching the ego lies from it: the dominant axis of the offset between the centres in the
     ego frame, each axis scaled by the sum of the two half sizes along it."""
-    yaw = float(scene.ego.pose[2])
-    dx, dy = np.asarray(other_pose[:2], dtype=np.float64) - ego_center
-    forward, left = dx * np.cos(yaw) + dy * np.sin(yaw), -dx * np.sin(yaw) + dy * np.cos(yaw)
+    center_pose = np.array([*ego_center, scene.ego.pose[2]], dtype=np.float64)
+    forward, left = world_to_ego(np.asarray(other_pose[:3], dtype=np.float64), center_pose)[:2]
     dims = scene.ego.dimensions
     along, across = forward / (dims.length_m + other_length_m) * 2, left / (dims.width_m + other_width_m) * 2
     if abs(along) >= abs(across):
