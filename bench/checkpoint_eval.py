@@ -20,7 +20,7 @@ import torch
 from spanvla_ros.benchmarks.drive import paired_bootstrap
 from spanvla_ros.data.dataset import SampleReader
 from spanvla_ros.data.scenes import HELD_OUT_SEED, evaluation_scenes
-from spanvla_ros.eval.open_loop import ablate_frames, evaluate_open_loop
+from spanvla_ros.eval.open_loop import ablate_frames, blank_frames, evaluate_open_loop
 from spanvla_ros.model import SpanVLA
 from spanvla_ros.runtime.artefact import resolve_model
 from spanvla_ros.runtime.planner import DeployedPlanner, RuntimePlanner
@@ -50,7 +50,7 @@ def reasoning_agreement(path: str, samples: list[dict]) -> dict:
     for frames in ("seen", "blank"):
         longitudinal = lateral = stated = 0
         for sample in samples:
-            images = sample["images"] if frames == "seen" else np.full_like(sample["images"], 128)
+            images = sample["images"] if frames == "seen" else blank_frames(sample["images"])
             text = model.reason(observation({**sample, "images": images})).text
             decided, label = parse_decision(text), parse_decision(sample["reasoning"]["text"])
             stated += decided is not None

@@ -49,6 +49,11 @@ def previous_plan(planner: Planner, scene: Scene, config: ScorerConfig = ScorerC
     return PreviousPlan(states, elapsed)
 
 
+def blank_frames(frames: np.ndarray) -> np.ndarray:
+    """Mid-grey frames of the same shape: the camera ablation that shows nothing."""
+    return np.full_like(np.asarray(frames), 128)
+
+
 def ablate_frames(scenes: list[Scene], frames: str) -> list[Scene]:
     """What the camera shows, for measuring whether plans use it: ``as-seen``; ``blank`` (mid-grey frames);
     ``shuffled`` (each scene gets the frames of the scene after it)."""
@@ -63,7 +68,7 @@ def ablate_frames(scenes: list[Scene], frames: str) -> list[Scene]:
             out.append(scene)
             continue
         if frames == "blank":
-            shown = np.full_like(np.asarray(seen), 128)
+            shown = blank_frames(seen)
         else:
             shown = scenes[(index + 1) % len(scenes)].metadata.get("camera_frames", seen)
         out.append(dataclasses.replace(scene, metadata={**scene.metadata, "camera_frames": shown}))
