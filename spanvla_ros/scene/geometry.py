@@ -87,6 +87,13 @@ def box_centers(poses: np.ndarray, center_offset_m: float = 0.0) -> np.ndarray:
 def lateral_offset(line: shapely.LineString, xy: np.ndarray) -> tuple[float, float]:
     """Where ``xy`` lies relative to a polyline: (arc length of its projection, signed lateral offset — positive on
     the left of the line's direction)."""
+    s, offset, _ = line_frame(line, xy)
+    return s, offset
+
+
+def line_frame(line: shapely.LineString, xy: np.ndarray) -> tuple[float, float, float]:
+    """``xy`` in a polyline's own frame: (arc length of its projection, signed lateral offset — positive on the left
+    of the line's direction, the line's heading there)."""
     xy = np.asarray(xy, dtype=np.float64)
     s = float(line.project(shapely.Point(xy)))
     here = np.asarray(line.interpolate(s).coords[0])
@@ -95,4 +102,4 @@ def lateral_offset(line: shapely.LineString, xy: np.ndarray) -> tuple[float, flo
         ahead = here + (here - np.asarray(line.interpolate(max(s - 1.0, 0.0)).coords[0]))
     tangent = (ahead - here) / max(float(np.linalg.norm(ahead - here)), 1e-9)
     offset = tangent[0] * (xy[1] - here[1]) - tangent[1] * (xy[0] - here[0])
-    return s, float(offset)
+    return s, float(offset), float(np.arctan2(tangent[1], tangent[0]))

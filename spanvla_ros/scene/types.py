@@ -18,6 +18,7 @@ from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
 from .errors import SceneError, TrajectoryError
+from .geometry import line_frame, wrap_angle
 
 
 class DrivingCommand(StrEnum):
@@ -343,3 +344,28 @@ def _check_array(value: Any, shape: tuple[int | None, ...], name: str, min_rows:
 def lane_union(lanes: tuple[Lane, ...] | list[Lane]) -> BaseGeometry:
     """The union of lane surfaces: the default drivable area of a lane-only map."""
     return shapely.union_all([lane.polygon for lane in lanes])
+
+
+@dataclass(frozen=True)
+class LaneRelation:
+    """Where a pose sits in its lane: signed offset from the centerline (m, positive left of the lane's direction)
+    and heading error (rad, positive when the pose points left of the lane's direction)."""
+
+    lane_id: str
+    offset_m: float
+    heading_error_rad: float
+
+
+def lane_relation(
+    lanes: tuple[Lane, ...] | list[Lane], pose: np.ndarray, max_heading_error_rad: float = 0.8
+) -> LaneRelation | None:
+    """The pose's relation to the nearest lane that runs its way (heading error within ``max_heading_error_rad``, so
+    a crossing or oncoming lane is never taken), or None when no lane does."""
+    pose = np.asarray(pose, dtype=np.float64)
+    best: LaneRelation | None = None
+    for lane in lanes:
+        _, offset, direction = line_frame(LineString(lane.centerline_xy), pose[:2])
+        error = float(wrap_angle(pose[2] - direction))
+        if abs(error) <= max_heading_error_rad and (best is None or abs(offset) < abs(best.offset_m)):
+            best = LaneRelation(lane.id, offset, error)
+    return best

@@ -13,6 +13,7 @@ from spanvla_ros.scene import (
     TrajectoryError,
     box_corners,
     ego_to_world,
+    lane_relation,
     load_scene,
     load_trajectory,
     save_scene,
@@ -149,3 +150,21 @@ def test_trajectory_files_round_trip(tmp_path, suffix):
     loaded = load_trajectory(save_trajectory(trajectory, tmp_path / f"t{suffix}"))
     np.testing.assert_array_equal(loaded.poses, trajectory.poses)
     assert loaded.dt_s == 0.5
+
+
+def test_lane_relation_takes_the_nearest_lane_running_the_poses_way():
+    scene = straight_road_scene(num_lanes=2, lane_width_m=3.5, oncoming_lanes=1)  # lanes at y = 0, 3.5; oncoming 7
+    lanes = scene.map.lanes
+    relation = lane_relation(lanes, np.array([20.0, 0.6, 0.05]))
+    assert relation.lane_id == "lane_0"
+    assert relation.offset_m == pytest.approx(0.6)
+    assert relation.heading_error_rad == pytest.approx(0.05)
+    # Right of lane_1's centre, pointing right of the road.
+    relation = lane_relation(lanes, np.array([20.0, 2.9, -0.1]))
+    assert relation.lane_id == "lane_1"
+    assert (relation.offset_m, relation.heading_error_rad) == pytest.approx((-0.6, -0.1))
+    # Nearest to the oncoming lane's centre, but driving against it: the forward lane is taken.
+    relation = lane_relation(lanes, np.array([20.0, 6.5, 0.0]))
+    assert relation.lane_id == "lane_1" and relation.offset_m == pytest.approx(3.0)
+    # Across the road: no lane runs that way.
+    assert lane_relation(lanes, np.array([20.0, 1.0, np.pi / 2])) is None
