@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import shapely
 
-from ..scene import AgentKind, Scene, ego_to_world, lateral_offset, world_to_ego
+from ..scene import AgentKind, Scene, ego_to_world, lane_relation, lateral_offset, line_frame, world_to_ego, wrap_angle
 from ..text_format import FAST_MODE_TEXT, THINK_END, THINK_START
 
 LONGITUDINAL = ("keep", "accelerate", "decelerate", "yield", "stop")
@@ -62,6 +62,54 @@ class ReasoningLabel:
             "trace": self.trace,
             "text": self.text(),
         }
+
+
+#: How far ahead a lead counts (a lead beyond it reads as this gap and no closing speed).
+LEAD_RANGE_M = 80.0
+#: Where the route's heading is read ahead of the ego's projection onto it.
+ROUTE_LOOKAHEAD_M = (15.0, 30.0)
+
+
+@dataclass(frozen=True)
+class DrivingState:
+    """The state a driving policy needs beyond the ego's own motion, from privileged scene state: where the ego sits
+    in its lane, the lead it must not run into, and where the road goes. The closed-loop diagnosis measured that a
+    policy given these drives where the camera-based one does not (README, "What the policy lacks")."""
+
+    lane_offset_m: float  # from the nearest lane running the ego's way, positive left (0 when none does)
+    lane_heading_error_rad: float  # positive when the ego points left of that lane's direction
+    lead_gap_m: float  # to the nearest agent ahead within half a lane of the ego's axis (reference points)
+    lead_closing_speed_mps: float  # the ego's speed minus the lead's along the ego's heading (positive: closing)
+    route_heading_ahead_rad: tuple[float, ...]  # the route's heading ROUTE_LOOKAHEAD_M ahead, relative to the ego's
+
+    def vector(self) -> np.ndarray:
+        return np.array(
+            [self.lane_offset_m, self.lane_heading_error_rad, self.lead_gap_m, self.lead_closing_speed_mps,
+             *self.route_heading_ahead_rad],
+            dtype=np.float64,
+        )  # fmt: skip
+
+
+def driving_state(scene: Scene, *, lane_half_width_m: float = 1.8) -> DrivingState:
+    """The :class:`DrivingState` of the ego at the scene's t = 0."""
+    ego = scene.ego.pose
+    relation = lane_relation(scene.map.lanes, ego)
+    heading = np.array([np.cos(ego[2]), np.sin(ego[2])])
+    gap, closing = LEAD_RANGE_M, 0.0
+    for agent in scene.agents:
+        x, y, _ = world_to_ego(agent.poses[:1], ego)[0]
+        if 0.0 < x < gap and abs(y) < lane_half_width_m:
+            gap, closing = float(x), float(scene.ego.speed_mps - agent.velocities_mps[0] @ heading)
+    line = scene.route_centerline
+    s, _, _ = line_frame(line, ego[:2])
+    ahead = []
+    for distance in ROUTE_LOOKAHEAD_M:
+        point = np.asarray(line.interpolate(min(s + distance, line.length)).coords[0])
+        ahead.append(float(wrap_angle(line_frame(line, point)[2] - ego[2])))
+    return DrivingState(
+        relation.offset_m if relation else 0.0, relation.heading_error_rad if relation else 0.0, gap, closing,
+        tuple(ahead),
+    )  # fmt: skip
 
 
 def critical_components(scene: Scene, *, range_m: float = 60.0) -> list[CriticalComponent]:

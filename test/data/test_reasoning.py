@@ -1,10 +1,16 @@
+import dataclasses
+
 import numpy as np
+import pytest
 
 from spanvla_ros.data.reasoning import (
+    LEAD_RANGE_M,
+    ROUTE_LOOKAHEAD_M,
     Decision,
     critical_components,
     decision_consistency,
     decision_from_trajectory,
+    driving_state,
     label_sample,
 )
 from spanvla_ros.scene import Agent, AgentKind, straight_poses, straight_road_scene
@@ -43,3 +49,26 @@ def test_decisions_and_consistency():
     assert decision_consistency(Decision("keep", "change_lane_left"), lane_change, 12.0) == 1.0
     assert decision_consistency(Decision("keep", "change_lane_right"), lane_change, 12.0) == 0.5
     assert decision_consistency(Decision("accelerate", "change_lane_right"), lane_change, 12.0) == 0.0
+
+
+def test_driving_state_reads_lane_lead_and_road_ahead():
+    ahead = Agent.constant_velocity("lead", (30.0, 0.3, 0.0), 8.0, 41)
+    beside = Agent.constant_velocity("beside", (10.0, 3.5, 0.0), 12.0, 41)  # the next lane: not a lead
+    scene = straight_road_scene(num_lanes=2, ego_lane=0, ego_speed_mps=10.0, agents=(ahead, beside))
+    state = driving_state(scene)
+    assert state.lane_offset_m == pytest.approx(0.0) and state.lane_heading_error_rad == pytest.approx(0.0)
+    assert state.lead_gap_m == pytest.approx(30.0) and state.lead_closing_speed_mps == pytest.approx(2.0)
+    assert state.route_heading_ahead_rad == pytest.approx((0.0, 0.0))
+    assert state.vector().shape == (4 + len(ROUTE_LOOKAHEAD_M),)
+    # No lead: the gap reads as the range, nothing closing.
+    empty = driving_state(straight_road_scene(num_lanes=2, ego_lane=0, agents=(beside,)))
+    assert (empty.lead_gap_m, empty.lead_closing_speed_mps) == (LEAD_RANGE_M, 0.0)
+
+
+def test_driving_state_sees_the_ego_off_centre_and_turned():
+    scene = straight_road_scene(num_lanes=2, ego_lane=0)
+    pose = np.array([0.0, 0.5, 0.1])  # 0.5 m left of lane 0's centre, pointing 0.1 rad left
+    turned = dataclasses.replace(scene, ego=dataclasses.replace(scene.ego, pose=pose))
+    state = driving_state(turned)
+    assert state.lane_offset_m == pytest.approx(0.5) and state.lane_heading_error_rad == pytest.approx(0.1)
+    assert state.route_heading_ahead_rad == pytest.approx((-0.1, -0.1))  # the road runs 0.1 rad right of the ego
