@@ -6,8 +6,9 @@ On samples of the recipe's dataset (its train/validation split), per road group 
 two-way; junction: intersection, roundabout):
 
 * a linear probe (ridge on the standardised, flattened vision-tower output of the sample's frames, fitted on train
-  samples, scored on validation samples) for the ego's lane relation (offset from the lane centre, heading error to
-  the lane) and for the correction the expert's plan makes: the target's lateral position at 1 s and 2 s minus the
+  samples, scored on validation samples) for the driving state (``data.reasoning.driving_state``: offset from the lane
+  centre, heading error to the lane, the lead's gap and closing speed, the route's heading 30 m ahead) and for the
+  correction the expert's plan makes: the target's lateral position at 1 s and 2 s minus the
   history extrapolation's (what the flow must add to its starting point);
 * the checkpoint's own plans scored on the same correction (R² of the plan's lateral departure from the extrapolation
   against the target's): on the labelled reasoning's cache, as stage 2 trains it (the decision it states, e.g.
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from spanvla_ros.data.dataset import SampleReader
+from spanvla_ros.data.reasoning import driving_state
 from spanvla_ros.model import SpanVLA
 from spanvla_ros.model.flow import history_initialisation
 from spanvla_ros.model.vlm import patchify
@@ -36,7 +38,15 @@ from spanvla_ros.training.data import split_indices
 from spanvla_ros.training.sft import context_cache, pad_caches
 
 STRAIGHT = ("highway", "merge", "exit", "two-way")
-TARGETS = ("offset_m", "heading_error_rad", "correction_1s_m", "correction_2s_m")
+STATE = (
+    "offset_m",
+    "heading_error_rad",
+    "lead_gap_m",
+    "lead_closing_speed_mps",
+    "route_heading_15m_rad",
+    "route_heading_30m_rad",
+)  # the columns of DrivingState.vector()
+TARGETS = (*STATE, "correction_1s_m", "correction_2s_m")
 RIDGE = 100.0  # on standardised features; 10–1000 changed the R² by < 0.1 in the first runs
 
 
@@ -46,16 +56,15 @@ def load(reader: SampleReader, indices: np.ndarray) -> dict[str, np.ndarray]:
     for index in indices:
         sample = reader[int(index)]
         scene = scene_from_dict(sample["scene"])
-        relation = lane_relation(scene.map.lanes, scene.ego.pose)
-        if relation is None:
+        if lane_relation(scene.map.lanes, scene.ego.pose) is None:
             continue
         history = torch.tensor(sample["ego_history"][None], dtype=torch.float32)
         start = history_initialisation(history, 0.5, len(sample["target"]), 0.5)[0].numpy()
         rows["index"].append(int(index))
         rows["images"].append(sample["images"])
         rows["env"].append(sample["env"])
-        rows["offset_m"].append(relation.offset_m)
-        rows["heading_error_rad"].append(relation.heading_error_rad)
+        for name, value in zip(STATE, driving_state(scene).vector(), strict=True):
+            rows[name].append(value)
         rows["correction_1s_m"].append(sample["target"][1, 1] - start[1, 1])
         rows["correction_2s_m"].append(sample["target"][3, 1] - start[3, 1])
     return {k: np.asarray(v) for k, v in rows.items()}
