@@ -78,7 +78,7 @@ def vision_features(model: SpanVLA, images: np.ndarray, batch: int = 64) -> np.n
         for start in range(0, len(images), batch):
             pixels, grids = zip(*(patchify(frames, config) for frames in images[start : start + batch]), strict=True)
             out = visual(torch.cat(pixels), grid_thw=torch.cat(grids))
-            embeds = out.pooler_output if getattr(out, "pooler_output", None) is not None else out
+            embeds = getattr(out, "pooler_output", out)  # as the runtime's encode_images reads the tower
             chunks.append(embeds.reshape(len(pixels), -1).float().numpy())
     return np.concatenate(chunks)
 

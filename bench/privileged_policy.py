@@ -22,6 +22,7 @@ import torch
 
 from spanvla_ros.data.dataset import SampleReader
 from spanvla_ros.data.reasoning import driving_state
+from spanvla_ros.model.expert import ActionExpertConfig
 from spanvla_ros.model.flow import history_initialisation
 from spanvla_ros.planning.interface import Planner
 from spanvla_ros.scene import Scene, Trajectory, scene_from_dict, world_to_ego
@@ -31,9 +32,10 @@ from spanvla_ros.training.data import split_indices
 
 #: How many leading columns of ``DrivingState.vector()`` each input set reads.
 INPUT_SETS = {"history": 0, "lane": 2, "lane_lead": 4, "lane_lead_route": 6}
-HISTORY_SCALE = torch.tensor([20.0, 4.0, 0.4])  # the expert's pose_scale
+EXPERT = ActionExpertConfig()  # the history and plan the action expert reads and writes, in its units
+HISTORY_SCALE = torch.tensor(EXPERT.pose_scale)
 STATE_SCALE = torch.tensor([2.0, 0.1, 40.0, 5.0, 0.3, 0.3])
-HISTORY_LEN, NUM_POSES, DT_S = 4, 10, 0.5
+HISTORY_LEN, NUM_POSES, DT_S = EXPERT.history_len, EXPERT.num_poses, EXPERT.dt_s
 
 
 def features(history: torch.Tensor, state: torch.Tensor, columns: int) -> torch.Tensor:
@@ -69,7 +71,7 @@ class PrivilegedStatePlanner(Planner):
         state = torch.tensor(driving_state(scene).vector()[None], dtype=torch.float32)
         with torch.no_grad():
             correction = self.net(features(history, state, self.columns)).reshape(1, NUM_POSES, 3) * self.scale
-            plan = history_initialisation(history, DT_S, NUM_POSES, DT_S) + correction
+            plan = history_initialisation(history, EXPERT.history_dt_s, NUM_POSES, DT_S) + correction
         return Trajectory(plan[0].double().numpy(), DT_S)
 
 
@@ -79,7 +81,7 @@ def train_and_drive(args: tuple) -> tuple[str, dict]:
     torch.manual_seed(0)
     history, target = torch.tensor(histories, dtype=torch.float32), torch.tensor(targets, dtype=torch.float32)
     state = torch.tensor(states, dtype=torch.float32)
-    start = history_initialisation(history, DT_S, NUM_POSES, DT_S)
+    start = history_initialisation(history, EXPERT.history_dt_s, NUM_POSES, DT_S)
     scale = (target - start).pow(2).mean(0).sqrt().clamp(min=0.05)
     x, y = features(history, state, columns), ((target - start) / scale).flatten(1)
     held_out = len(x) // 10

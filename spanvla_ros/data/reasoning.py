@@ -64,6 +64,8 @@ class ReasoningLabel:
         }
 
 
+#: An agent this close to the ego's axis (ego frame, |y|) is in the ego's lane.
+SAME_LANE_HALF_WIDTH_M = 1.8
 #: How far ahead a lead counts (a lead beyond it reads as this gap and no closing speed).
 LEAD_RANGE_M = 80.0
 #: Where the route's heading is read ahead of the ego's projection onto it.
@@ -90,7 +92,7 @@ class DrivingState:
         )  # fmt: skip
 
 
-def driving_state(scene: Scene, *, lane_half_width_m: float = 1.8) -> DrivingState:
+def driving_state(scene: Scene) -> DrivingState:
     """The :class:`DrivingState` of the ego at the scene's t = 0."""
     ego = scene.ego.pose
     relation = lane_relation(scene.map.lanes, ego)
@@ -98,7 +100,7 @@ def driving_state(scene: Scene, *, lane_half_width_m: float = 1.8) -> DrivingSta
     gap, closing = LEAD_RANGE_M, 0.0
     for agent in scene.agents:
         x, y, _ = world_to_ego(agent.poses[:1], ego)[0]
-        if 0.0 < x < gap and abs(y) < lane_half_width_m:
+        if 0.0 < x < gap and abs(y) < SAME_LANE_HALF_WIDTH_M:
             gap, closing = float(x), float(scene.ego.speed_mps - agent.velocities_mps[0] @ heading)
     line = scene.route_centerline
     s, _, _ = line_frame(line, ego[:2])
@@ -127,7 +129,7 @@ def critical_components(scene: Scene, *, range_m: float = 60.0) -> list[Critical
         lateral_move = float(future[min(20, len(future) - 1), 1] - y)
         speed_later = float(np.hypot(*agent.velocities_mps[min(20, len(agent.velocities_mps) - 1)]))
         kind = "static object" if agent.kind is AgentKind.STATIC_OBJECT else agent.kind.value
-        same_lane = abs(y) < 1.8
+        same_lane = abs(y) < SAME_LANE_HALF_WIDTH_M
         oncoming = abs(float(np.arctan2(np.sin(heading), np.cos(heading)))) > 2.4
         if oncoming and x > 0 and distance < 60:
             out.append(CriticalComponent(kind, "oncoming", "oncoming traffic", distance))
