@@ -39,7 +39,6 @@ class ActionExpertConfig:
     #: car replanning at 10 Hz follows mostly the first second; stage 2 can set it to the spread of each pose's
     #: departure from the history extrapolation (``sft_bridge.action_scale: residual``).
     action_scale: tuple[tuple[float, float, float], ...] | None = None
-    history_noise_std: float = 0.05
     tau_logit_mean: float = 0.0
     tau_logit_std: float = 1.0
 

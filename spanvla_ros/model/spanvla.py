@@ -414,11 +414,13 @@ class SpanVLA(nn.Module):
         target_poses: torch.Tensor,
         kv_mask=None,
         generator: torch.Generator | None = None,
+        history_noise_std: float = 0.0,
     ) -> torch.Tensor:
-        """Flow-matching loss ``[]`` on a cache (VLM frozen: pass a cache computed under ``no_grad``)."""
+        """Flow-matching loss ``[]`` on a cache (VLM frozen: pass a cache computed under ``no_grad``), the history
+        optionally noised by ``history_noise_std`` (normalised units)."""
         cfg = self.config.expert
         history, target_poses = history.float().to(self.device), target_poses.float().to(self.device)
-        noisy_history = history + cfg.history_noise_std * gaussian(history.shape, generator, self.device)
+        noisy_history = history + history_noise_std * gaussian(history.shape, generator, self.device)
         start = self._start(noisy_history, cfg.init, generator)
         tau = sample_flow_time(
             history.shape[0],
@@ -477,6 +479,7 @@ class SpanVLA(nn.Module):
 
 def _config_from_json(data: dict) -> SpanVLAConfig:
     expert = dict(data.get("expert", {}))
+    expert.pop("history_noise_std", None)  # a stage-2 training setting that older checkpoints kept in the model
     if "pose_scale" in expert:
         expert["pose_scale"] = tuple(expert["pose_scale"])
     if expert.get("action_scale") is not None:

@@ -72,13 +72,16 @@ def stage1_loss(model: SpanVLA, sample: dict[str, Any], weights: SFTVLMConfig) -
 class FlowObjective(nn.Module):
     """Mean flow-matching loss of a padded batch of cached VLM contexts (the expert's parameters only)."""
 
-    def __init__(self, model: SpanVLA) -> None:
+    def __init__(self, model: SpanVLA, history_noise_std: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.expert = model.expert  # registered so DDP sees exactly the trainable parameters
+        self.history_noise_std = history_noise_std
 
     def forward(self, kv_layers, history, target, kv_mask, generator=None) -> torch.Tensor:
-        return self.model.flow_loss(kv_layers, history, target, kv_mask, generator=generator)
+        return self.model.flow_loss(
+            kv_layers, history, target, kv_mask, generator=generator, history_noise_std=self.history_noise_std
+        )
 
 
 def new_model(config: TrainConfig, reader, train_indices) -> SpanVLA:
@@ -303,7 +306,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     if not resuming and config.sft_bridge.action_scale == "residual":
         model.set_action_scale(residual_action_scale(model, [histories[i] for i in own_train],
                                                      [targets[i] for i in own_train], env))  # fmt: skip
-    objective = wrap_ddp(FlowObjective(model), env)
+    objective = wrap_ddp(FlowObjective(model, config.sft_bridge.history_noise_std), env)
     groups = [{"params": model.expert.parameters()}]
     if co_train:
         groups.append({"params": model.vlm.parameters(), "lr": config.sft_bridge.vlm_lr})

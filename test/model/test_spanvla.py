@@ -1,11 +1,13 @@
 """The SpanVLA object: reasoning with a cache, flow planning, AR action tokens, losses, and checkpoints."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from spanvla_ros.files import file_sha256
 from spanvla_ros.model.action_tokens import ActionCodebook, deltas_to_poses
 from spanvla_ros.model.expert import ActionExpertConfig
 from spanvla_ros.model.flow import history_initialisation
@@ -89,6 +91,30 @@ def test_save_load_gives_identical_outputs_and_refuses_tampering(model, tmp_path
     weights.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="sha256 does not match"):
         SpanVLA.load(directory)
+
+
+def test_history_noise_is_a_training_setting_and_old_configs_still_load(model, tmp_path):
+    """The history noise belongs to stage 2, not to the model: flow_loss takes it as an argument (0 = the clean
+    history), and a checkpoint whose config.json still carries ``history_noise_std`` loads."""
+    obs = observation()
+    reasoning = model.reason(obs, max_new_tokens=1)
+    history = torch.tensor(obs.history_ego, dtype=torch.float32)[None]
+    target = torch.tensor(model.plan(reasoning, obs.history_ego), dtype=torch.float32)[None]
+
+    def loss(noise: float) -> float:
+        g = torch.Generator().manual_seed(0)
+        return model.flow_loss(reasoning.kv_layers, history, target, generator=g, history_noise_std=noise).item()
+
+    assert loss(0.0) == loss(0.0)
+    assert loss(0.5) != loss(0.0)
+    directory = model.save(tmp_path / "ckpt")
+    config = json.loads((directory / "config.json").read_text())
+    config["expert"]["history_noise_std"] = 0.05
+    (directory / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"]["config.json"] = file_sha256(directory / "config.json")
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    assert SpanVLA.load(directory).config.expert == model.config.expert
 
 
 def test_vlm_saved_with_save_pretrained_loads_through_the_pretrained_path(model, tmp_path):
