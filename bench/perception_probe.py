@@ -72,13 +72,12 @@ def load(reader: SampleReader, indices: np.ndarray) -> dict[str, np.ndarray]:
 
 def vision_features(model: SpanVLA, images: np.ndarray, batch: int = 64) -> np.ndarray:
     """The vision tower's output for each sample's frames, flattened ``[B, tokens × width]``."""
-    visual, config = model.vlm.model.visual, model.config.vlm
+    config = model.config.vlm
     chunks = []
     with torch.no_grad():
         for start in range(0, len(images), batch):
             pixels, grids = zip(*(patchify(frames, config) for frames in images[start : start + batch]), strict=True)
-            out = visual(torch.cat(pixels), grid_thw=torch.cat(grids))
-            embeds = getattr(out, "pooler_output", out)  # as the runtime's encode_images reads the tower
+            embeds = model.image_embeddings(torch.cat(pixels), torch.cat(grids))
             chunks.append(embeds.reshape(len(pixels), -1).float().numpy())
     return np.concatenate(chunks)
 

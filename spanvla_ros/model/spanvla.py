@@ -270,6 +270,13 @@ class SpanVLA(nn.Module):
         embeds = self.vlm.model.language_model.embed_tokens(input_ids)
         return self._language(embeds, position_ids, masks, buffer.cache(write_position))
 
+    def image_embeddings(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+        """The vision tower's output for patchified frames ``[tokens, hidden]``, the merged image tokens the language
+        model reads (newer transformers wrap it in an output object as ``pooler_output``)."""
+        visual = self.vlm.model.visual
+        out = visual(pixel_values.to(visual.dtype), grid_thw=grid_thw)
+        return getattr(out, "pooler_output", out)
+
     def sparse_kv_layers(self, selected: list[KVLayer]) -> list[KVLayer | None]:
         """A per-VLM-layer list with the expert's selected layers' (K, V) in place (it reads only those)."""
         layers: list[KVLayer | None] = [None] * self.vlm.config.text_config.num_hidden_layers

@@ -24,12 +24,11 @@ from ..model.spanvla import SpanVLA
 class VisionGraph(nn.Module):
     def __init__(self, model: SpanVLA, grid_thw: torch.Tensor) -> None:
         super().__init__()
-        self.visual = model.vlm.model.visual
+        self.model = model
         self.register_buffer("grid_thw", grid_thw, persistent=False)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        out = self.visual(pixel_values, grid_thw=self.grid_thw)
-        return getattr(out, "pooler_output", out)
+        return self.model.image_embeddings(pixel_values, self.grid_thw)
 
 
 class PrefillGraph(nn.Module):

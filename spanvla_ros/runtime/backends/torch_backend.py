@@ -88,9 +88,7 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def encode_images(self, pixel_values: np.ndarray) -> torch.Tensor:
-        visual = self.model.vlm.model.visual
-        out = visual(self._t(pixel_values).to(visual.dtype), grid_thw=self._grid)
-        return getattr(out, "pooler_output", out)
+        return self.model.image_embeddings(self._t(pixel_values), self._grid)
 
     @torch.no_grad()
     def prefill(self, input_ids, image_embeds, position_ids, max_length):
