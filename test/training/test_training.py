@@ -290,6 +290,21 @@ def test_residual_action_scale_gives_each_pose_its_own_units(stage1, tmp_path):
         dataclasses.replace(expert, action_scale=((1.0, 1.0, 1.0),))
 
 
+def test_history_noise_is_part_of_the_bridge_recipe(dataset, tmp_path):
+    """A bridge trained with another history noise is another recipe's (never resumed); a negative noise is refused."""
+    from spanvla_ros.training.sft import stage_record
+
+    clean = load_train_config(write_config(tmp_path, dataset))
+    noisy = load_train_config(write_config(tmp_path, dataset, sft_bridge={"history_noise_std": 0.05}))
+    assert clean.sft_bridge.history_noise_std == 0.0 and noisy.sft_bridge.history_noise_std == 0.05
+    init = tmp_path / "init"
+    init.mkdir()
+    (init / "model.safetensors").write_bytes(b"weights")
+    assert stage_record(clean, "sft_bridge", init) != stage_record(noisy, "sft_bridge", init)
+    with pytest.raises(ValueError, match="history_noise_std must be >= 0"):
+        load_train_config(write_config(tmp_path, dataset, sft_bridge={"history_noise_std": -0.1}))
+
+
 def observation_of(sample):
     from spanvla_ros.training.data import observation
 
