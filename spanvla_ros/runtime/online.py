@@ -167,11 +167,19 @@ class ReasoningInputs:
 
 
 def _resampled_from(plan: PlanOutput, stamp_s: float, pose: np.ndarray) -> np.ndarray:
-    """An earlier plan's path, from ``stamp_s`` on: its world poses at ``stamp_s + (i+1)·dt`` (held at its end), in
-    the ego frame of ``pose``. A consumer that pairs plans with their cycle's stamp gets the same path, on time."""
+    """An earlier plan's path, from ``stamp_s`` on: its world poses at ``stamp_s + (i+1)·dt``, in the ego frame of
+    ``pose``. A consumer that pairs plans with their cycle's stamp gets the same path, on time. Past its end the path
+    goes on at its last segment's velocity: held there, a plan at 12 m/s republished 0.2 s later would end in a
+    10 m/s² stop that the validator rightly refuses."""
     world = np.vstack([plan.origin, ego_to_world(plan.poses_ego, plan.origin)])
     times = plan.stamp_s + np.arange(len(world)) * plan.dt_s
     wanted = stamp_s + np.arange(1, len(plan.poses_ego) + 1) * plan.dt_s
+    overrun = int(np.ceil((wanted[-1] - times[-1]) / plan.dt_s - 1e-9))
+    if overrun > 0:
+        step = np.append(world[-1, :2] - world[-2, :2], 0.0)  # the heading stays
+        ahead = np.arange(1, overrun + 1)
+        world = np.vstack([world, world[-1] + ahead[:, None] * step])
+        times = np.concatenate([times, times[-1] + ahead * plan.dt_s])
     return world_to_ego(interpolate_poses(times, world, wanted), pose)
 
 

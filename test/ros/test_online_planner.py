@@ -192,8 +192,10 @@ def test_published_headings_follow_the_plan_positions_or_the_model_as_configured
     np.testing.assert_allclose(plan.poses_ego[:, :2], biased.last[:, :2])  # positions are the model's either way
     if headings == "path":
         np.testing.assert_allclose(plan.poses_ego[:, 2], path_headings(biased.last))
-        # The model drives straight on here: the bias is gone from what is published.
-        assert np.abs(plan.poses_ego[:, 2]).max() < np.abs(biased.last[:, 2]).max() - 0.02
+        # The plan moves (10 m/s here), so its headings come from its positions alone: the bias is gone.
+        unbiased = np.column_stack([biased.last[:, :2], np.zeros(len(biased.last))])
+        np.testing.assert_allclose(plan.poses_ego[:, 2], path_headings(unbiased), atol=1e-12)
+        assert np.abs(plan.poses_ego[:, 2] - biased.last[:, 2]).max() > 0.02
     else:
         np.testing.assert_allclose(plan.poses_ego[:, 2], biased.last[:, 2])
     with pytest.raises(ValueError, match="plan_headings"):
@@ -206,6 +208,16 @@ def planning_at(planner, times):
         drive(planner, t, t, x0=10.0 * t)
         outputs.append(planner.plan(t))
     return outputs
+
+
+def test_a_republished_plan_goes_on_at_its_final_speed_past_its_end():
+    from spanvla_ros.runtime.online import PlanOutput, _resampled_from
+
+    poses = np.column_stack([6.0 * np.arange(1, 11), np.zeros(10), np.zeros(10)])  # 12 m/s along x
+    plan = PlanOutput(2.0, poses, 0.5, np.array([20.0, 0.0, 0.0]), "odom", False, "", "", 0.0, 0.0)
+    later = _resampled_from(plan, 2.2, np.array([22.4, 0.0, 0.0]))  # where the ego is 0.2 s later
+    np.testing.assert_allclose(np.diff(np.concatenate([[0.0], later[:, 0]])), 6.0, atol=1e-9)  # no stop at the end
+    np.testing.assert_allclose(later[:, 1:], 0.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("handling", ["last_valid", "stop", "publish"])
