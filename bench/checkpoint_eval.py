@@ -5,7 +5,8 @@ agree with the label, as seen and with blank frames?). Usage:
 
     python bench/checkpoint_eval.py NAME=CKPT[,NAME=CKPT...] SCENES EPISODES OUT.json [DATASET [SAMPLES]]
 
-Each checkpoint after the first is compared with the one before it (paired bootstrap 95 % interval on PDMS)."""
+Each checkpoint after the first is compared with the one before it (paired bootstrap 95 % intervals on PDMS and,
+with episodes, on the per-episode driving score)."""
 
 from __future__ import annotations
 
@@ -92,12 +93,17 @@ def main(spec: str, scenes: int, episodes: int, out: str, dataset: str = DEFAULT
             summary = evaluate_closed_loop(DeployedPlanner.from_name(path), episodes, HELD_OUT_SEED,
                                            ClosedLoopConfig(), progress=False)  # fmt: skip
             row["closed_loop"] = {k: summary[k] for k in CLOSED}
+            row["closed_loop"]["per_episode"] = [e["driving_score"] for e in summary["episodes_detail"]]
         rows[name] = row
     names = list(rows)
     for before, after in zip(names, names[1:], strict=False):
         rows[after]["minus_previous"] = paired_bootstrap(
             rows[before]["seen"]["per_scene"], rows[after]["seen"]["per_scene"]
         )
+        if episodes:  # the same episodes: a training seed alone moves the score by ±0.1, so say how sure it is
+            rows[after]["closed_loop_minus_previous"] = paired_bootstrap(
+                rows[before]["closed_loop"]["per_episode"], rows[after]["closed_loop"]["per_episode"]
+            )
     result["seconds"] = round(time.time() - started, 1)
     with open(out, "w") as handle:
         json.dump(result, handle, indent=1)
