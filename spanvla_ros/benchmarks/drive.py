@@ -6,7 +6,8 @@
 * the recovery subset (the moments after injected displacements);
 * camera looks training never saw (ADE against constant velocity; plans whose first pose lies behind a moving ego);
 * closed loop through the node's planning core at 10 Hz, all six environments: driving score, collision rate,
-  off-road rate and a failure breakdown by environment and kind.
+  off-road rate and a failure breakdown by environment and kind, each episode's driving score, and the references'
+  difference to the model on the same episodes with a paired bootstrap 95 % interval.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ def run(
     for name, planner in {**reference, "model": DeployedPlanner.from_name(checkpoint)}.items():
         summary = evaluate_closed_loop(planner, episodes, seed, config, progress=False)
         closed[name] = {k: summary[k] for k in CLOSED_LOOP_KEYS}
+        closed[name]["per_episode_driving_score"] = [row["driving_score"] for row in summary["episodes_detail"]]
+    for name in reference:  # the same episodes: how sure the difference to the model is
+        closed[name]["minus_model"] = paired_bootstrap(
+            closed["model"]["per_episode_driving_score"], closed[name]["per_episode_driving_score"]
+        )
     result["closed_loop"] = closed
     for section in (result["open_loop"], result["recovery"]):
         for row in section.values():
