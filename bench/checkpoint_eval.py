@@ -93,7 +93,7 @@ def main(spec: str, scenes: int, episodes: int, out: str, dataset: str = DEFAULT
             summary = evaluate_closed_loop(DeployedPlanner.from_name(path), episodes, HELD_OUT_SEED,
                                            ClosedLoopConfig(), progress=False)  # fmt: skip
             row["closed_loop"] = {k: summary[k] for k in CLOSED}
-            row["closed_loop"]["per_episode"] = [e["driving_score"] for e in summary["episodes_detail"]]
+            row["closed_loop"]["per_episode_driving_score"] = [e["driving_score"] for e in summary["episodes_detail"]]
         rows[name] = row
     names = list(rows)
     for before, after in zip(names, names[1:], strict=False):
@@ -102,7 +102,8 @@ def main(spec: str, scenes: int, episodes: int, out: str, dataset: str = DEFAULT
         )
         if episodes:  # the same episodes: a training seed alone moves the score by ±0.1, so say how sure it is
             rows[after]["closed_loop_minus_previous"] = paired_bootstrap(
-                rows[before]["closed_loop"]["per_episode"], rows[after]["closed_loop"]["per_episode"]
+                rows[before]["closed_loop"]["per_episode_driving_score"],
+                rows[after]["closed_loop"]["per_episode_driving_score"],
             )
     result["seconds"] = round(time.time() - started, 1)
     with open(out, "w") as handle:
