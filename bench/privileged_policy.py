@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from spanvla_ros.data.dataset import SampleReader
-from spanvla_ros.data.reasoning import driving_state
+from spanvla_ros.data.reasoning import DRIVING_STATE_UNITS, driving_state
 from spanvla_ros.model.expert import ActionExpertConfig
 from spanvla_ros.model.flow import history_initialisation
 from spanvla_ros.planning.interface import Planner
@@ -34,7 +34,7 @@ from spanvla_ros.training.data import split_indices
 INPUT_SETS = {"history": 0, "lane": 2, "lane_lead": 4, "lane_lead_route": 6}
 EXPERT = ActionExpertConfig()  # the history and plan the action expert reads and writes, in its units
 HISTORY_SCALE = torch.tensor(EXPERT.pose_scale)
-STATE_SCALE = torch.tensor([2.0, 0.1, 40.0, 5.0, 0.3, 0.3])
+STATE_SCALE = torch.tensor(DRIVING_STATE_UNITS)
 HISTORY_LEN, NUM_POSES, DT_S = EXPERT.history_len, EXPERT.num_poses, EXPERT.dt_s
 
 

@@ -70,6 +70,8 @@ SAME_LANE_HALF_WIDTH_M = 1.8
 LEAD_RANGE_M = 80.0
 #: Where the route's heading is read ahead of the ego's projection onto it.
 ROUTE_LOOKAHEAD_M = (15.0, 30.0)
+#: Each :meth:`DrivingState.vector` entry's typical size, to bring them to one scale for learning.
+DRIVING_STATE_UNITS = (2.0, 0.1, 40.0, 5.0, 0.3, 0.3)
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,15 @@ class SFTVLMConfig:
     #: the model; bf16 parameters with fp32 gradient reduction on GPUs): a 3B VLM's training state does not fit
     #: replicated on one GPU. Stages 2 and 3 train the action expert / LoRA adapters and stay DDP.
     strategy: str = "ddp"
+    #: > 0: beside the next-token loss, a linear head regresses the driving state (``data.reasoning.driving_state``:
+    #: lane offset and heading error, lead gap and closing speed, route heading ahead; from the stored scene) from the
+    #: last VLM layer's cached values at the action marker, so that the cache the action expert reads carries it. The
+    #: head is a training aid: it is not part of the checkpoint, and nothing at run time changes.
+    driving_state_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.driving_state_weight < 0:
+            raise ValueError(f"sft_vlm.driving_state_weight must be >= 0, got {self.driving_state_weight}")
         if self.strategy not in ("ddp", "fsdp"):
             raise ValueError(f"sft_vlm.strategy must be 'ddp' or 'fsdp', got {self.strategy!r}")
 

@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import config_to_dict
+from ..data.reasoning import DRIVING_STATE_UNITS, driving_state
 from ..files import file_sha256
 from ..model.flow import history_initialisation
 from ..model.spanvla import SpanVLA, SpanVLAConfig
+from ..scene import scene_from_dict
 from .config import SFTVLMConfig, TrainConfig
 from .data import build_tokenizer_and_codebook, ensure_dataset, observation, split_indices
 from .loop import (
@@ -46,15 +49,60 @@ log = logging.getLogger(__name__)
 
 
 class LanguageObjective(nn.Module):
-    """Mean next-token loss of a list of samples (reasoning text, then the action marker and action tokens)."""
+    """Mean next-token loss of a list of samples (reasoning text, then the action marker and action tokens), plus,
+    with ``weights.driving_state_weight`` > 0, the driving-state regression of :class:`DrivingStateHead`."""
 
     def __init__(self, model: SpanVLA, weights: SFTVLMConfig) -> None:
         super().__init__()
         self.model = model
         self.weights = weights
+        self.driving_state_head = DrivingStateHead(model) if weights.driving_state_weight > 0 else None
+        #: The last call's mean terms, for logging.
+        self.terms: dict[str, float] = {}
 
     def forward(self, samples: list[dict[str, Any]]) -> torch.Tensor:
-        return torch.stack([stage1_loss(self.model, s, self.weights)[0] for s in samples]).mean()
+        language, state = [], []
+        for sample in samples:
+            loss, past, context = stage1_loss(self.model, sample, self.weights)
+            language.append(loss)
+            if self.driving_state_head is not None:
+                state.append(self.driving_state_head.loss(past, context, sample))
+        total = torch.stack(language).mean()
+        self.terms = {"language": total.item()}
+        if state:
+            state_loss = torch.stack(state).mean()
+            self.terms["driving_state"] = state_loss.item()
+            total = total + self.weights.driving_state_weight * state_loss
+        return total
+
+
+class DrivingStateHead(nn.Module):
+    """A linear read of the driving state (``data.reasoning.driving_state``, in ``DRIVING_STATE_UNITS``) from the
+    last VLM layer's cached values at the action marker, the context's last position. Trained beside stage 1, it makes
+    the cache the action expert cross-attends to carry the lane relation, the lead's gap and closing speed (which only
+    the change between the frames shows) and the route ahead; it is not saved with the model."""
+
+    def __init__(self, model: SpanVLA) -> None:
+        super().__init__()
+        text = model.vlm.config.text_config
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        self.layer = model.expert.layers[-1]
+        self.linear = nn.Linear(text.num_key_value_heads * head_dim, len(DRIVING_STATE_UNITS))
+        self.register_buffer("units", torch.tensor(DRIVING_STATE_UNITS), persistent=False)
+
+    def forward(self, past, context: int) -> torch.Tensor:
+        """The predicted state ``[6]`` in its own units, from a pass whose context is ``context`` positions long."""
+        values = past.layers[self.layer].values[0, :, context - 1]
+        return self.linear(values.reshape(-1).to(self.linear.weight.dtype)) * self.units
+
+    def loss(self, past, context: int, sample: dict[str, Any]) -> torch.Tensor:
+        """Mean squared error in ``DRIVING_STATE_UNITS``; 0 for a sample without a scene (real data), still on the
+        graph so that every rank's head takes part in the gradient reduction."""
+        predicted = self.forward(past, context).float() / self.units
+        if not sample["scene"]:
+            return 0.0 * predicted.sum()
+        truth = torch.tensor(driving_state(scene_from_dict(sample["scene"])).vector(), dtype=torch.float32)
+        return (predicted - truth.to(self.units.device) / self.units).pow(2).mean()
 
 
 def stage1_loss(model: SpanVLA, sample: dict[str, Any], weights: SFTVLMConfig) -> tuple[torch.Tensor, Any, int]:
@@ -122,8 +170,13 @@ def sft_vlm(
     else:
         objective = wrap_ddp(objective, env)
     sharded = objective if is_sharded(objective) else None
-    optimizer, scheduler = make_optimizer(model.vlm.parameters(), cfg.optim)
+    language = objective.module if hasattr(objective, "module") and not sharded else objective
+    head = language.driving_state_head
+    trained = list(model.vlm.parameters()) + ([] if head is None else list(head.parameters()))
+    optimizer, scheduler = make_optimizer(trained, cfg.optim)
     start = load_trainer_state(trainer_dir(checkpoint), optimizer, scheduler, sharded)["step"] if resuming else 0
+    if resuming and head is not None:
+        _load_head(head, trainer_dir(checkpoint))
     logger = StageLogger("sft-vlm", stage_dir, cfg.optim.steps, env, start)
     rng = np.random.default_rng(config.seed + 1000 * env.rank + start)
     for step in range(start, cfg.optim.steps):
@@ -133,6 +186,8 @@ def sft_vlm(
         loss.backward()
         norm = clip_and_step(model.vlm, optimizer, scheduler, cfg.optim.grad_clip)
         scalars = {"sft_vlm/loss": loss.item(), "sft_vlm/grad_norm": norm, "sft_vlm/lr": scheduler.get_last_lr()[0]}
+        if head is not None:
+            scalars["sft_vlm/driving_state_loss"] = language.terms["driving_state"]
         if validation and ((step + 1) % cfg.optim.eval_every == 0 or step + 1 == cfg.optim.steps):
             scalars["sft_vlm/val_loss"] = _validation_loss(objective, reader, validation)
         logger.step(step + 1, scalars, len(batch))
@@ -141,6 +196,8 @@ def sft_vlm(
                 _checkpoint_sharded(model, sharded, checkpoint, optimizer, scheduler, step + 1, env)
             elif env.is_main:
                 _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
+            if head is not None:
+                _save_head(head, trainer_dir(checkpoint), env)
     logger.close()
     write_weight_digest(model.vlm, stage_dir, env)
     cleanup_distributed()
@@ -154,6 +211,34 @@ def _validation_loss(objective: nn.Module, reader, indices, limit: int = 16) -> 
     losses = [objective([reader[i]]).item() for i in indices[:limit]]
     objective.train()
     return float(np.mean(losses))
+
+
+DRIVING_STATE_HEAD = "driving_state_head.safetensors"
+
+
+def _save_head(head: nn.Module, directory: Path, env: Distributed) -> None:
+    """The driving-state head beside the trainer state (gathered from its shards under FSDP: a collective)."""
+    state = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v) for k, v in head.state_dict().items()}
+    if env.is_main:
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(directory / DRIVING_STATE_HEAD))
+
+
+def _load_head(head: nn.Module, directory: Path) -> None:
+    """The saved head back into ``head`` (each rank's shard of it under FSDP)."""
+    path = directory / DRIVING_STATE_HEAD
+    if not path.is_file():  # its six outputs relearn within a few steps; the VLM it shaped is resumed
+        log.warning("no %s: the driving-state head starts over", path)
+        return
+    saved = load_file(str(path))
+    with torch.no_grad():
+        for name, parameter in head.named_parameters():
+            full = saved[name].to(parameter.device, parameter.dtype)
+            if hasattr(parameter, "device_mesh"):  # an FSDP2 DTensor: keep this rank's shard
+                from torch.distributed.tensor import distribute_tensor
+
+                full = distribute_tensor(full, parameter.device_mesh, parameter.placements)
+            parameter.copy_(full)
 
 
 def _checkpoint(model: SpanVLA, directory: Path, optimizer, scheduler, step: int) -> None:

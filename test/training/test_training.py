@@ -290,6 +290,62 @@ def test_residual_action_scale_gives_each_pose_its_own_units(stage1, tmp_path):
         dataclasses.replace(expert, action_scale=((1.0, 1.0, 1.0),))
 
 
+def test_the_driving_state_head_shapes_the_cache_and_stays_out_of_the_checkpoint(stage1, dataset, tmp_path):
+    """``sft_vlm.driving_state_weight`` > 0: a linear head reads the driving state from the last VLM layer's cached
+    values at the action marker. Its loss falls with training, its gradient reaches the VLM's value projection (what
+    the action expert reads), a sample without a scene costs nothing, and the stage keeps the head beside its trainer
+    state, not in the model checkpoint. A negative weight is refused."""
+    from safetensors.torch import load_file
+
+    from spanvla_ros.data.reasoning import DRIVING_STATE_UNITS, driving_state
+    from spanvla_ros.scene import scene_from_dict
+    from spanvla_ros.training.config import SFTVLMConfig
+    from spanvla_ros.training.data import SampleReader
+    from spanvla_ros.training.sft import DRIVING_STATE_HEAD, LanguageObjective, sft_vlm, stage1_loss
+
+    checkpoint, config = stage1
+    model = SpanVLA.load(checkpoint).train()
+    reader = SampleReader(config.data.dir)
+    batch = [reader[i] for i in range(4)]
+    plain = LanguageObjective(model, SFTVLMConfig())
+    plain(batch)
+    assert plain.driving_state_head is None and set(plain.terms) == {"language"}
+
+    objective = LanguageObjective(model, SFTVLMConfig(driving_state_weight=1.0))
+    head = objective.driving_state_head
+    _, past, context = stage1_loss(model, batch[0], objective.weights)
+    assert head(past, context).shape == (len(DRIVING_STATE_UNITS),)
+    truth = driving_state(scene_from_dict(batch[0]["scene"])).vector()
+    assert np.all(np.isfinite(truth))
+
+    loss = objective(batch)
+    assert loss.item() == pytest.approx(objective.terms["language"] + objective.terms["driving_state"], rel=1e-5)
+    loss.backward()
+    value_projection = model.vlm.model.language_model.layers[head.layer].self_attn.v_proj.weight
+    assert value_projection.grad is not None and value_projection.grad.abs().sum() > 0
+
+    optimizer = torch.optim.Adam([*model.vlm.parameters(), *head.parameters()], lr=3e-3)
+    first = objective.terms["driving_state"]
+    for _ in range(15):
+        optimizer.zero_grad()
+        objective(batch).backward()
+        optimizer.step()
+    with torch.no_grad():
+        objective(batch)
+    assert objective.terms["driving_state"] < 0.5 * first
+
+    sceneless = {**batch[0], "scene": {}}
+    assert head.loss(*stage1_loss(model, sceneless, objective.weights)[1:], sceneless).item() == 0.0
+
+    with_head = load_train_config(write_config(tmp_path, dataset, sft_vlm={"driving_state_weight": 1.0}))
+    trained = sft_vlm(with_head, progress=False)
+    assert set(load_file(str(trained / "model.safetensors"))) == set(load_file(str(checkpoint / "model.safetensors")))
+    saved = load_file(str(trained.parent / "trainer" / DRIVING_STATE_HEAD))
+    assert saved["linear.weight"].shape == head.linear.weight.shape
+    with pytest.raises(ValueError, match="driving_state_weight must be >= 0"):
+        load_train_config(write_config(tmp_path, dataset, sft_vlm={"driving_state_weight": -1.0}))
+
+
 def test_history_noise_is_part_of_the_bridge_recipe(dataset, tmp_path):
     """A bridge trained with another history noise is another recipe's (never resumed); a negative noise is refused."""
     from spanvla_ros.training.sft import stage_record
@@ -405,15 +461,16 @@ def test_torchrun_two_ranks_end_with_the_same_weights(stage1, tmp_path):
 
 def test_stage1_fsdp_and_ddp_on_two_ranks_train_the_same_weights(dataset, tmp_path):
     """FSDP2 (each decoder layer and vision block sharded over 2 gloo ranks, then the model) takes the same steps
-    as DDP on the same batches: its unsharded safetensors checkpoint holds the same weights, loads as a plain
-    SpanVLA, and a resumed FSDP run restores the optimizer state saved by parameter name."""
+    as DDP on the same batches (the driving-state head included): its unsharded safetensors checkpoint holds the same
+    weights, loads as a plain SpanVLA, and a resumed FSDP run restores the optimizer state saved by parameter name
+    and the head's weights."""
     from safetensors.torch import load_file
 
     results = {}
     for strategy in ("ddp", "fsdp"):
         directory = tmp_path / strategy
         directory.mkdir()
-        config_path = write_config(directory, dataset)
+        config_path = write_config(directory, dataset, sft_vlm={"driving_state_weight": 1.0})
         result = torchrun(["train", "sft-vlm", "--config", str(config_path), "--strategy", strategy])
         assert result.returncode == 0, result.stderr[-3000:]
         checkpoint = directory / "out" / "sft_vlm" / "checkpoint"
@@ -426,12 +483,16 @@ def test_stage1_fsdp_and_ddp_on_two_ranks_train_the_same_weights(dataset, tmp_pa
     trainer = tmp_path / "fsdp" / "out" / "sft_vlm" / "trainer"
     saved = load_file(str(trainer / "optimizer.safetensors"))
     assert any(k.startswith("model.vlm.") and k.endswith(".exp_avg") for k in saved)  # keyed by parameter name
-    config_path = write_config(tmp_path / "fsdp", dataset, sft_vlm={"optim": {**TINY["sft_vlm"]["optim"], "steps": 3}})
+    longer = {"optim": {**TINY["sft_vlm"]["optim"], "steps": 3}, "driving_state_weight": 1.0}
+    head = load_file(str(trainer / "driving_state_head.safetensors"))["linear.weight"]
+    config_path = write_config(tmp_path / "fsdp", dataset, sft_vlm=longer)
     result = torchrun(["train", "sft-vlm", "--config", str(config_path), "--strategy", "fsdp", "--resume"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((trainer / "trainer_state.json").read_text())["step"] == 3
     steps = [v for k, v in load_file(str(trainer / "optimizer.safetensors")).items() if k.endswith(".step")]
     assert steps and all(float(s) == 3.0 for s in steps)  # AdamW's counts continued from the gathered state
+    resumed = load_file(str(trainer / "driving_state_head.safetensors"))["linear.weight"]
+    assert (resumed - head).abs().max() < 0.05  # one more small step from the saved head, not a fresh one
 
 
 def test_bad_inputs_stop_before_training(dataset, tmp_path):
