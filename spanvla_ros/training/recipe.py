@@ -7,6 +7,7 @@ are kept, and an unfinished stage continues from its last checkpoint."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +22,8 @@ from .config import TrainConfig, load_train_config
 from .data import ensure_dataset
 from .grpo import grpo
 from .sft import can_resume, sft_bridge, sft_vlm, stage_record, trainer_dir
+
+log = logging.getLogger(__name__)
 
 
 def run_recipe(
@@ -76,6 +79,13 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     cfg = config.dagger
     root = Path(config.out_dir) / f"dagger_{index}"
     data = root / "data"
+    learner_record = {"learner_sha256": file_sha256(Path(learner) / "model.safetensors"), "seed": cfg.seed}
+    record_path = root / "learner.json"
+    if root.exists() and (not record_path.is_file() or json.loads(record_path.read_text()) != learner_record):
+        log.warning("%s was driven by another learner: the round starts over", root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(learner_record) + "\n")
     ensure_generated(
         data,
         episodes=cfg.episodes,

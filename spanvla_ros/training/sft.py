@@ -296,7 +296,20 @@ def can_resume(checkpoint: Path, record: dict[str, Any] | None = None) -> bool:
     if record is None:
         return True
     recorded = checkpoint.parent / STAGE_RECORD
-    return recorded.is_file() and json.loads(recorded.read_text()) == record
+    if not recorded.is_file():
+        return False
+    defaults = stage_record(TrainConfig(), record["stage"], None)
+    stored = json.loads(recorded.read_text())
+    return {key: _with_defaults(value, defaults.get(key)) for key, value in stored.items()} == record
+
+
+def _with_defaults(stored: Any, defaults: Any) -> Any:
+    """``stored`` with each key it lacks taken from ``defaults`` (recursively): an option added to the config after a
+    stage was trained reads as its default, so adding one with the old behaviour as its default does not make every
+    finished stage stale."""
+    if not isinstance(stored, dict) or not isinstance(defaults, dict):
+        return stored
+    return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in stored.items()}}
 
 
 def begin_stage(checkpoint: Path, record: dict[str, Any], resume: bool, env: Distributed) -> bool:

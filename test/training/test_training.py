@@ -396,7 +396,8 @@ def test_resume_continues_the_step_count_and_optimizer_state(dataset, tmp_path):
 
 def test_a_stage_of_another_recipe_is_started_over_not_resumed_or_reused(stage1, tmp_path):
     """The bridge resumed (and the recipe's finished-stage check passed) only for the recipe and initial weights it
-    was trained with: a changed learning rate or a re-trained stage 1 starts it over."""
+    was trained with: a changed learning rate or a re-trained stage 1 starts it over; an option added since, at its
+    default, does not."""
     from spanvla_ros.training.recipe import _finished
     from spanvla_ros.training.sft import sft_bridge
 
@@ -404,6 +405,15 @@ def test_a_stage_of_another_recipe_is_started_over_not_resumed_or_reused(stage1,
     config = dataclasses.replace(config, out_dir=str(tmp_path / "out"))
     sft_bridge(config, init=checkpoint, progress=False)
     assert _finished(config, "sft_bridge", checkpoint) is not None
+    # A stage trained before an option existed: the missing key reads as its default, so the stage stays finished...
+    record_path = tmp_path / "out" / "sft_bridge" / "stage.json"
+    record = json.loads(record_path.read_text())
+    assert record["sft_bridge"].pop("history_noise_std") == 0.0
+    record_path.write_text(json.dumps(record))
+    assert _finished(config, "sft_bridge", checkpoint) is not None
+    # ...unless the recipe now sets it to something else.
+    noised = dataclasses.replace(config, sft_bridge=dataclasses.replace(config.sft_bridge, history_noise_std=0.05))
+    assert _finished(noised, "sft_bridge", checkpoint) is None
     log = tmp_path / "out" / "sft_bridge" / "scalars.jsonl"
     steps = config.sft_bridge.optim.steps
 
@@ -431,6 +441,41 @@ def test_a_stage_of_another_recipe_is_started_over_not_resumed_or_reused(stage1,
         next(model.vlm.parameters()).add_(0.01)
     model.save(retrained)
     assert _finished(other, "sft_bridge", retrained) is None
+
+
+def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp_path):
+    """A DAgger round's data and fine-tuned stages belong to the checkpoint that drove it: run again for the same
+    learner, the round is kept as it is; for another learner (a re-trained checkpoint) it is driven again."""
+    from spanvla_ros.training.recipe import dagger_round
+
+    checkpoint, config = stage1
+    tiny = {"steps": 1, "batch_size": 2, "eval_every": 1, "checkpoint_every": 1}
+    config = load_train_config(
+        write_config(
+            tmp_path,
+            config.data.dir,
+            dagger={"rounds": 1, "episodes": 1, "seed": 900, "workers": 1, "sft_vlm": tiny, "sft_bridge": tiny},
+        )
+    )
+    round_dir = Path(config.out_dir) / "dagger_1"
+    learned, counts = dagger_round(config, 1, checkpoint, progress=False)
+    assert counts["total"] > 0 and SpanVLA.load(learned) is not None
+    recorded = json.loads((round_dir / "learner.json").read_text())
+    manifest = round_dir / "data" / "manifest.json"
+    first = manifest.stat().st_mtime_ns
+
+    assert dagger_round(config, 1, checkpoint, progress=False)[0] == learned
+    assert manifest.stat().st_mtime_ns == first  # the same learner: nothing driven again
+
+    other = tmp_path / "other_learner"
+    shutil.copytree(checkpoint, other)
+    model = SpanVLA.load(other)
+    with torch.no_grad():
+        next(model.vlm.parameters()).add_(0.01)
+    model.save(other)
+    dagger_round(config, 1, other, progress=False)
+    assert json.loads((round_dir / "learner.json").read_text()) != recorded
+    assert manifest.stat().st_mtime_ns != first
 
 
 def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
