@@ -434,13 +434,17 @@ def test_a_stage_of_another_recipe_is_started_over_not_resumed_or_reused(stage1,
     sft_bridge(other, init=checkpoint, resume=True, progress=False)  # another learning rate: from step 0
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == list(range(1, steps + 2))
 
-    retrained = tmp_path / "retrained"
-    shutil.copytree(checkpoint, retrained)
-    model = SpanVLA.load(retrained)
+    assert _finished(other, "sft_bridge", retrained_copy(checkpoint, tmp_path / "retrained")) is None
+
+
+def retrained_copy(checkpoint: Path, out: Path) -> Path:
+    """A copy of ``checkpoint`` with other weights, as a re-trained stage would leave it."""
+    shutil.copytree(checkpoint, out)
+    model = SpanVLA.load(out)
     with torch.no_grad():
         next(model.vlm.parameters()).add_(0.01)
-    model.save(retrained)
-    assert _finished(other, "sft_bridge", retrained) is None
+    model.save(out)
+    return out
 
 
 def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp_path):
@@ -467,13 +471,7 @@ def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp
     assert dagger_round(config, 1, checkpoint, progress=False)[0] == learned
     assert manifest.stat().st_mtime_ns == first  # the same learner: nothing driven again
 
-    other = tmp_path / "other_learner"
-    shutil.copytree(checkpoint, other)
-    model = SpanVLA.load(other)
-    with torch.no_grad():
-        next(model.vlm.parameters()).add_(0.01)
-    model.save(other)
-    dagger_round(config, 1, other, progress=False)
+    dagger_round(config, 1, retrained_copy(checkpoint, tmp_path / "other_learner"), progress=False)
     assert json.loads((round_dir / "learner.json").read_text()) != recorded
     assert manifest.stat().st_mtime_ns != first
 
