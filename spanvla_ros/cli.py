@@ -14,6 +14,14 @@ from .config import ConfigError
 log = logging.getLogger("spanvla")
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: refused at parse time, so a recipe does not find out after hours of training."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -211,13 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     recipe = train_commands.add_parser("recipe", help="data + all three stages + evaluation → a shippable checkpoint")
     recipe.add_argument("--config", type=Path, default=Path("config/train_default.yaml"))
     recipe.add_argument("--out", type=Path, default=Path("models/default"))
-    recipe.add_argument("--eval-episodes", type=int, default=40)
-    recipe.add_argument("--closed-loop-episodes", type=int, default=12)
+    recipe.add_argument("--eval-episodes", type=_positive_int, default=40)
+    recipe.add_argument("--closed-loop-episodes", type=_positive_int, default=12)
     recipe.set_defaults(handler=_train_recipe)
     evaluate = train_commands.add_parser("evaluate", help="evaluate a checkpoint (open and closed loop)")
     evaluate.add_argument("--checkpoint", type=Path, required=True)
-    evaluate.add_argument("--episodes", type=int, default=40)
-    evaluate.add_argument("--closed-loop-episodes", type=int, default=12)
+    evaluate.add_argument("--episodes", type=_positive_int, default=40)
+    evaluate.add_argument("--closed-loop-episodes", type=_positive_int, default=12)
     evaluate.add_argument("--out", type=Path, required=True)
     evaluate.set_defaults(handler=_train_evaluate)
 

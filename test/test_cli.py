@@ -146,6 +146,11 @@ def test_export_engines_without_tensorrt_says_why(tmp_path):
     assert out.returncode == 1 and "cannot build TensorRT engines here" in out.stderr
 
 
+def test_train_recipe_refuses_zero_evaluation_episodes_before_training():
+    out = spanvla("train", "recipe", "--closed-loop-episodes", "0", check=False)
+    assert out.returncode == 2 and "must be at least 1" in out.stderr
+
+
 def test_train_stage_without_init_is_a_clear_error():
     out = spanvla("train", "sft-bridge", check=False)
     assert out.returncode == 1 and "needs --init" in out.stderr
