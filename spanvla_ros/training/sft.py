@@ -84,10 +84,9 @@ class DrivingStateHead(nn.Module):
 
     def __init__(self, model: SpanVLA) -> None:
         super().__init__()
-        text = model.vlm.config.text_config
-        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        reader = model.expert.blocks[-1]  # the expert block that cross-attends to the same layer's cache
         self.layer = model.expert.layers[-1]
-        self.linear = nn.Linear(text.num_key_value_heads * head_dim, len(DRIVING_STATE_UNITS))
+        self.linear = nn.Linear(reader.kv_heads * reader.head_dim, len(DRIVING_STATE_UNITS))
         self.register_buffer("units", torch.tensor(DRIVING_STATE_UNITS), persistent=False)
 
     def forward(self, past, context: int) -> torch.Tensor:
