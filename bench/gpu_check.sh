@@ -65,7 +65,7 @@ if [ "$DRY" = 1 ]; then
     DEVICE=cpu
     BIG=(--images 1 --image-size 112 --repeats 2 --num-layers 2 --vision-depth 2)
 fi
-step gpu_tests 90 "$PY" -m pytest -q -m gpu test/runtime/test_cuda.py -p no:cacheprovider -o addopts="" \
+step gpu_tests 110 "$PY" -m pytest -q -m gpu test/runtime/test_cuda.py -p no:cacheprovider -o addopts="" \
     --junitxml="$OUT/gpu_tests.xml"
 step tiny_cuda 45 "$PY" -m spanvla_ros.cli bench gpu --preset tiny --device "$DEVICE" --images 6 \
     --out "$OUT/tiny_cuda.json"

@@ -85,3 +85,35 @@ def test_stage2_trains_on_cuda(tmp_path):
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_stage1_with_the_driving_state_head_trains_on_cuda():
+    """The stage-1 objective with its driving-state head on a CUDA model: the head follows the model onto the device
+    (it is made after the model moved there) and a step lowers the head's loss."""
+    from spanvla_ros.scene import Agent, scene_to_dict, straight_road_scene
+    from spanvla_ros.training.config import SFTVLMConfig
+    from spanvla_ros.training.sft import LanguageObjective
+
+    model = tiny_model().to("cuda").train()
+    objective = LanguageObjective(model, SFTVLMConfig(driving_state_weight=1.0))
+    assert {p.device.type for p in objective.driving_state_head.parameters()} == {"cuda"}
+    lead = Agent.constant_velocity("lead", (30.0, 0.0, 0.0), 8.0, 41)
+    obs = observation()
+    sample = {
+        "images": obs.images,
+        "command": obs.command,
+        "speed_mps": obs.speed_mps,
+        "acceleration_mps2": 0.0,
+        "ego_history": HISTORY,
+        "reasoning": {"text": "decision: keep lane"},
+        "target": [[2.0 * (i + 1), 0.0, 0.0] for i in range(10)],
+        "scene": scene_to_dict(straight_road_scene(agents=(lead,))),
+    }
+    optimizer = torch.optim.Adam([*model.vlm.parameters(), *objective.driving_state_head.parameters()], lr=3e-3)
+    losses = []
+    for _ in range(10):
+        optimizer.zero_grad()
+        objective([sample]).backward()
+        optimizer.step()
+        losses.append(objective.terms["driving_state"])
+    assert losses[-1] < losses[0]
