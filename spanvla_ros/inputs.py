@@ -3,6 +3,7 @@ Qwen2-VL image patchify, the prompt text, and Qwen2-VL's 3-axis rope positions."
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,19 +37,49 @@ def patchify(images: np.ndarray, geometry: VisionGeometry) -> tuple[np.ndarray, 
     """Images ``[I, H, W, 3]`` uint8 RGB → ``pixel_values [I·h·w, 3·t·p·p]`` float32 in Qwen2-VL's patch order and
     ``image_grid_thw [I, 3]`` int64; each still image is repeated over the temporal patch."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 [I, H, W, 3], got {images.dtype} {list(images.shape)}")
-    count, height, width, _ = images.shape
-    p, m, t = geometry.patch_size, geometry.spatial_merge_size, geometry.temporal_patch_size
+    grid = image_grid(images.shape, images.dtype, geometry)
+    mean, std = patch_normalisation(geometry)
+    values = images.reshape(-1)[patch_order(images.shape, geometry)].astype(np.float32)
+    return normalise_patches(values.reshape(-1, mean.shape[0]), mean, std), grid
+
+
+def image_grid(shape: tuple[int, ...], dtype, geometry: VisionGeometry) -> np.ndarray:
+    """``image_grid_thw [I, 3]`` of frames of ``shape`` ``[I, H, W, 3]`` (checked: uint8, sides a multiple of patch ×
+    merge)."""
+    if len(shape) != 4 or shape[-1] != 3 or np.dtype(dtype) != np.uint8:
+        raise ValueError(f"images must be uint8 [I, H, W, 3], got {np.dtype(dtype)} {list(shape)}")
+    count, height, width, _ = shape
+    p, m = geometry.patch_size, geometry.spatial_merge_size
     if height % (p * m) or width % (p * m):
         raise ValueError(f"image size {height}x{width} must be a multiple of patch × merge = {p * m}")
-    pixels = (images.astype(np.float32) / 255.0 - IMAGE_MEAN) / IMAGE_STD  # [I, H, W, C]
-    pixels = np.repeat(pixels.transpose(0, 3, 1, 2)[:, None], t, axis=1)  # [I, t, C, H, W]
+    return np.array([[1, height // p, width // p]] * count, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def patch_order(shape: tuple[int, ...], geometry: VisionGeometry) -> np.ndarray:
+    """For each element of ``pixel_values`` (flattened), its index in the flattened uint8 frames ``[I, H, W, 3]``:
+    the patch rearrangement as one gather, which numpy on the host and torch on a GPU apply alike (cached: the
+    camera's shape does not change)."""
+    count, height, width, _ = shape
+    p, m, t = geometry.patch_size, geometry.spatial_merge_size, geometry.temporal_patch_size
+    index = np.arange(count * height * width * 3, dtype=np.int64).reshape(count, height, width, 3)
+    index = np.repeat(index.transpose(0, 3, 1, 2)[:, None], t, axis=1)  # [I, t, C, H, W]
     gh, gw = height // p, width // p
-    patches = pixels.reshape(count, t, 3, gh // m, m, p, gw // m, m, p)
-    patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(count * gh * gw, 3 * t * p * p)
-    grid = np.array([[1, gh, gw]] * count, dtype=np.int64)
-    return np.ascontiguousarray(patches, dtype=np.float32), grid
+    index = index.reshape(count, t, 3, gh // m, m, p, gw // m, m, p).transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    order = np.ascontiguousarray(index).reshape(-1)
+    order.flags.writeable = False
+    return order
+
+
+def patch_normalisation(geometry: VisionGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """CLIP's per-channel mean and std spread over a patch row ``[3·t·p·p]`` (channels are its slowest axis)."""
+    per_channel = geometry.temporal_patch_size * geometry.patch_size**2
+    return np.repeat(IMAGE_MEAN, per_channel), np.repeat(IMAGE_STD, per_channel)
+
+
+def normalise_patches(values, mean, std):
+    """Raw 0–255 patch values (float32, numpy or torch alike) → the vision tower's input."""
+    return (values / 255.0 - mean) / std
 
 
 def image_placeholder(grid_thw: np.ndarray, merge: int) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..decoding import decode_tokens, greedy
-from ..inputs import VisionGeometry, patchify, prompt_text, rope_positions
+from ..inputs import VisionGeometry, image_grid, prompt_text, rope_positions
 from .backends.base import Backend
 
 
@@ -73,7 +73,7 @@ class SpanVLARuntime:
             raise InputError("ego history, speed and acceleration must be finite")
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        pixel_values, grid = patchify(images, self.geometry)
+        grid = image_grid(images.shape, images.dtype, self.geometry)
         text = prompt_text(command, speed_mps, acceleration_mps2, history, grid, meta["spatial_merge_size"])
         ids = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
         positions, delta = rope_positions(ids, meta["image_token_id"], grid, meta["spatial_merge_size"])
@@ -81,7 +81,7 @@ class SpanVLARuntime:
         start = time.perf_counter()
         backend = self.backend
         budget = max_new_tokens or meta["max_reasoning_tokens"]
-        embeds = backend.encode_images(pixel_values)
+        embeds = backend.encode_images(backend.pixel_values(images, self.geometry))
         logits, cache = backend.prefill(ids[None], embeds, positions, len(ids) + budget + 1)
         timings["prefill_ms"] = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()

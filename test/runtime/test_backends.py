@@ -95,3 +95,24 @@ def test_tensorrt_engines_match_onnxruntime(tmp_path):
     export_onnx(tiny_model(), tmp_path, num_images=2)
     backend = TensorRTBackend(tmp_path, tmp_path / "engines", precision="fp32", allow_build=True)
     assert backend.meta["num_layers"] > 0
+
+
+def test_the_torch_backend_patchifies_on_its_device_exactly_as_the_host_does():
+    """The frames cross as uint8 and the patch gather and normalisation run on the backend's device: the same
+    float32 pixels, bit for bit, as the host's patchify (the ONNX/TensorRT path), for more than one camera shape."""
+    import numpy as np
+    import torch
+
+    from spanvla_ros.benchmarks.model import tiny_model
+    from spanvla_ros.inputs import VisionGeometry, patchify
+    from spanvla_ros.runtime.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(tiny_model(), num_images=2)
+    rng = np.random.default_rng(3)
+    for shape in [(2, 112, 112, 3), (1, 56, 112, 3), (2, 112, 112, 3)]:
+        frames = rng.integers(0, 256, shape, dtype=np.uint8)
+        on_device = backend.pixel_values(frames, VisionGeometry())
+        assert on_device.dtype == torch.float32
+        assert torch.equal(on_device, torch.from_numpy(patchify(frames, VisionGeometry())[0]))
+    with pytest.raises(ValueError, match="uint8"):
+        patchify(np.zeros((2, 112, 112, 3), np.float32), VisionGeometry())

@@ -117,3 +117,14 @@ def test_stage1_with_the_driving_state_head_trains_on_cuda():
         optimizer.step()
         losses.append(objective.terms["driving_state"])
     assert losses[-1] < losses[0]
+
+
+def test_frames_are_patchified_on_the_gpu_as_on_the_host():
+    from spanvla_ros.inputs import VisionGeometry, patchify
+    from spanvla_ros.runtime.backends.torch_backend import TorchBackend
+
+    backend = TorchBackend(tiny_model(), device="cuda", num_images=2)
+    frames = observation(5).images
+    pixels = backend.pixel_values(frames, VisionGeometry())
+    assert pixels.device.type == "cuda"
+    assert torch.equal(pixels.cpu(), torch.from_numpy(patchify(frames, VisionGeometry())[0]))

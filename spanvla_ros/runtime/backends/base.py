@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ...inputs import VisionGeometry, patchify
+
 
 class BackendUnavailableError(RuntimeError):
     """The backend cannot run here (a missing library or GPU); the message says why and what is available."""
@@ -27,9 +29,15 @@ class Backend(ABC):
         """None when the backend can run on this machine, else why not."""
         return None
 
+    def pixel_values(self, images: np.ndarray, geometry: VisionGeometry) -> Any:
+        """Camera frames ``[I, H, W, 3]`` uint8 → the vision tower's input ``[patches, C]`` float32, as
+        :meth:`encode_images` takes it (here patchified on the host)."""
+        return patchify(images, geometry)[0]
+
     @abstractmethod
-    def encode_images(self, pixel_values: np.ndarray) -> Any:
-        """``[patches, C]`` float32 → image embeddings ``[image_tokens, hidden]`` on the device."""
+    def encode_images(self, pixel_values: Any) -> Any:
+        """``[patches, C]`` float32 (numpy, or :meth:`pixel_values`' value) → image embeddings
+        ``[image_tokens, hidden]`` on the device."""
 
     @abstractmethod
     def prefill(self, input_ids: np.ndarray, image_embeds: Any, position_ids: np.ndarray, max_length: int):
