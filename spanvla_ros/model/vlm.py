@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
@@ -163,6 +164,36 @@ def batch_window_attention(vlm: Qwen2_5_VLForConditionalGeneration) -> Qwen2_5_V
     for block in vlm.model.visual.blocks:
         block.attn.__class__ = BatchedWindowAttention
     return vlm
+
+
+def pad_vision_mlp(vlm: Qwen2_5_VLForConditionalGeneration, multiple: int = 128) -> int:
+    """Zero-pad every vision block's MLP width up to a multiple of ``multiple`` (in place; inference only: the
+    checkpoint's shapes change) and return the new width. The padded units read 0 and add 0, so the output is the
+    same; Qwen2.5-VL's 3420 is a width cuBLAS has no fast kernel for: on an H200 one block's MLP over six 448² images
+    took 729 µs at 3420 and 288 µs at 3456."""
+    width = vlm.model.visual.blocks[0].mlp.gate_proj.out_features
+    padded = -(-width // multiple) * multiple
+    if padded == width:
+        return width
+    for block in vlm.model.visual.blocks:
+        mlp = block.mlp
+        mlp.gate_proj, mlp.up_proj = (_padded_linear(layer, rows=padded) for layer in (mlp.gate_proj, mlp.up_proj))
+        mlp.down_proj = _padded_linear(mlp.down_proj, columns=padded)
+    return padded
+
+
+@torch.no_grad()
+def _padded_linear(layer: nn.Linear, rows: int | None = None, columns: int | None = None) -> nn.Linear:
+    """``layer`` with zero output rows (and bias) or zero input columns added up to ``rows`` / ``columns``."""
+    weight = layer.weight
+    out_features, in_features = rows or layer.out_features, columns or layer.in_features
+    padded = nn.Linear(in_features, out_features, bias=layer.bias is not None, device=weight.device, dtype=weight.dtype)
+    padded.weight.zero_()
+    padded.weight[: weight.shape[0], : weight.shape[1]] = weight
+    if layer.bias is not None:
+        padded.bias.zero_()
+        padded.bias[: layer.bias.shape[0]] = layer.bias
+    return padded
 
 
 def patchify(images: np.ndarray, config: VLMConfig) -> tuple[torch.Tensor, torch.Tensor]:

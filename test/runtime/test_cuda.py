@@ -127,4 +127,27 @@ def test_frames_are_patchified_on_the_gpu_as_on_the_host():
     frames = observation(5).images
     pixels = backend.pixel_values(frames, VisionGeometry())
     assert pixels.device.type == "cuda"
-    assert torch.equal(pixels.cpu(), torch.from_numpy(patchify(frames, VisionGeometry())[0]))
+    # CUDA divides by a scalar through its reciprocal: within an ulp of the host's pixels, not bit for bit.
+    torch.testing.assert_close(pixels.cpu(), torch.from_numpy(patchify(frames, VisionGeometry())[0]), rtol=0, atol=1e-6)
+
+
+def test_the_cuda_backend_pads_the_vision_mlp_and_embeds_the_same():
+    """A vision MLP 100 wide (as Qwen2.5-VL's 3420, not a multiple of 128): the CUDA backend pads it to 128 and
+    embeds the frames as the unpadded model does."""
+    from spanvla_ros.benchmarks.model import bench_tokenizer, random_codebook
+    from spanvla_ros.model import SpanVLA, SpanVLAConfig
+    from spanvla_ros.model.vlm import VLMConfig
+    from spanvla_ros.runtime.backends.torch_backend import TorchBackend
+
+    def model():
+        torch.manual_seed(0)
+        config = SpanVLAConfig(vlm=VLMConfig(vision_intermediate_size=100))
+        return SpanVLA(config, bench_tokenizer(), random_codebook()).eval()
+
+    pixels = torch.randn(2 * 64, 3 * 2 * 14 * 14)
+    grid = torch.tensor([[1, 8, 8]] * 2)
+    with torch.no_grad():
+        expected = model().image_embeddings(pixels, grid)
+    backend = TorchBackend(model(), device="cuda", num_images=2)
+    assert backend.model.vlm.model.visual.blocks[0].mlp.gate_proj.out_features == 128
+    torch.testing.assert_close(backend.encode_images(pixels).cpu(), expected, rtol=1e-4, atol=1e-4)

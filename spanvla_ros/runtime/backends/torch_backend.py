@@ -21,6 +21,7 @@ import torch
 from ...inputs import VisionGeometry, normalise_patches, patch_normalisation, patch_order
 from ...model.kv_cache import KVBuffer
 from ...model.spanvla import SpanVLA
+from ...model.vlm import pad_vision_mlp
 from ..artefact import runtime_meta
 from .base import Backend
 
@@ -49,8 +50,10 @@ class TorchBackend(Backend):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.device = torch.device(device)
-        # Note: moves (and casts) the model it is given.
+        # Note: moves (and casts) the model it is given, and on CUDA pads its vision MLPs (not to be saved after).
         self.model = model.eval().to(device=self.device, dtype=PRECISIONS[precision])
+        if self.device.type == "cuda":
+            pad_vision_mlp(self.model.vlm)  # same outputs, cuBLAS's fast kernels (no gain measured on the CPU)
         self.precision = precision
         self.meta = runtime_meta(model, num_images)
         self.selected = list(self.meta["selected_layers"])
