@@ -84,12 +84,15 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     if root.exists() and (not record_path.is_file() or json.loads(record_path.read_text()) != learner_record):
         log.warning("%s was driven by another learner: the round starts over", root)
         shutil.rmtree(root)
+    elif (data / "manifest.json").is_file() and read_manifest(data)["seeds"] != _round_seeds(cfg, index):
+        log.warning("%s was driven on other episodes than dagger.episodes/seed ask for: the round starts over", root)
+        shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(learner_record) + "\n")
     ensure_generated(
         data,
         episodes=cfg.episodes,
-        seed=cfg.seed + 10_000 * (index - 1),
+        seed=_round_seeds(cfg, index)[0],
         workers=cfg.workers,
         config=config.data.generation,
         progress=progress,
@@ -102,7 +105,11 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
         out_dir=str(root),
         data=dataclasses.replace(config.data, extra_dirs=config.data.extra_dirs + rounds, extra_repeat=cfg.repeat),
         sft_vlm=dataclasses.replace(config.sft_vlm, optim=cfg.sft_vlm),
-        sft_bridge=dataclasses.replace(config.sft_bridge, optim=cfg.sft_bridge),
+        sft_bridge=dataclasses.replace(
+            config.sft_bridge,
+            optim=cfg.sft_bridge,
+            action_scale="config" if cfg.action_scale == "learner" else "residual",
+        ),
     )
     vlm = _finished(round_config, "sft_vlm", learner) or sft_vlm(
         round_config, init=learner, resume=True, progress=progress
@@ -111,6 +118,12 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
         round_config, init=vlm, resume=True, progress=progress
     )
     return bridge, counts
+
+
+def _round_seeds(cfg, index: int) -> list[int]:
+    """The episode seeds round ``index`` drives."""
+    first = cfg.seed + 10_000 * (index - 1)
+    return list(range(first, first + cfg.episodes))
 
 
 def _finished(config: TrainConfig, stage: str, init: Path | None) -> Path | None:

@@ -459,11 +459,17 @@ def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp
             tmp_path,
             config.data.dir,
             dagger={"rounds": 1, "episodes": 1, "seed": 900, "workers": 1, "sft_vlm": tiny, "sft_bridge": tiny},
+            sft_bridge={"optim": tiny, "action_scale": "residual"},
         )
     )
     round_dir = Path(config.out_dir) / "dagger_1"
     learned, counts = dagger_round(config, 1, checkpoint, progress=False)
-    assert counts["total"] > 0 and SpanVLA.load(learned) is not None
+    assert counts["total"] > 0
+    # The round's bridge fine-tunes in the learner's flow units (dagger.action_scale: learner), not re-derived ones.
+    units = SpanVLA.load(learned).config.expert.action_scale
+    assert units == SpanVLA.load(checkpoint).config.expert.action_scale
+    with pytest.raises(ValueError, match="dagger.action_scale must be"):
+        load_train_config(write_config(tmp_path, config.data.dir, dagger={"action_scale": "wider"}))
     recorded = json.loads((round_dir / "learner.json").read_text())
     manifest = round_dir / "data" / "manifest.json"
     first = manifest.stat().st_mtime_ns
@@ -471,9 +477,15 @@ def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp
     assert dagger_round(config, 1, checkpoint, progress=False)[0] == learned
     assert manifest.stat().st_mtime_ns == first  # the same learner: nothing driven again
 
-    dagger_round(config, 1, retrained_copy(checkpoint, tmp_path / "other_learner"), progress=False)
+    other = retrained_copy(checkpoint, tmp_path / "other_learner")
+    dagger_round(config, 1, other, progress=False)
     assert json.loads((round_dir / "learner.json").read_text()) != recorded
     assert manifest.stat().st_mtime_ns != first
+
+    # More episodes asked of the same learner: the round is driven again, not read from the shorter one.
+    more = dataclasses.replace(config, dagger=dataclasses.replace(config.dagger, episodes=2))
+    dagger_round(more, 1, other, progress=False)
+    assert json.loads(manifest.read_text())["seeds"] == [900, 901]
 
 
 def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
