@@ -146,7 +146,7 @@ def run(
         result["fast_cycle_ms"] = timed(lambda: cycle(1))
         result["slow_cycle_ms"] = timed(lambda: cycle(slow_tokens + 1))  # reasoning, then the action marker
         result["slow_tokens"] = slow_tokens
-    result["graphs"] = backend.graph_status
+    result["graphs"] = {**backend.graph_status, "vision": backend.vision_status}
     if cuda:
         result["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
         result["gpu"] = torch.cuda.get_device_name()

@@ -151,3 +151,4 @@ def test_the_cuda_backend_pads_the_vision_mlp_and_embeds_the_same():
     backend = TorchBackend(model(), device="cuda", num_images=2)
     assert backend.model.vlm.model.visual.blocks[0].mlp.gate_proj.out_features == 128
     torch.testing.assert_close(backend.encode_images(pixels).cpu(), expected, rtol=1e-4, atol=1e-4)
+    assert backend.vision_status == "compiled"  # by default on CUDA, and the same embeddings in fp32
