@@ -20,7 +20,7 @@ def test_tiny_preset_writes_every_figure():
     result = run(preset="tiny", device="cpu", images=2, repeats=3, slow_tokens=4)
     for key in KEYS:
         assert math.isfinite(result[key]) and result[key] > 0, key
-    assert result["graphs"] == {"decode": "eager", "flow": "eager"}
+    assert result["graphs"] == {"decode": "eager", "flow": "eager", "vision": "eager"}
     assert result["images"] == 2 and result["prompt_tokens"] > 2 * 16  # two images of 16 merged tokens each
 
 
