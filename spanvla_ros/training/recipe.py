@@ -79,12 +79,13 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     cfg = config.dagger
     root = Path(config.out_dir) / f"dagger_{index}"
     data = root / "data"
+    seeds = _round_seeds(cfg, index)
     learner_record = {"learner_sha256": file_sha256(Path(learner) / "model.safetensors"), "seed": cfg.seed}
     record_path = root / "learner.json"
     if root.exists() and (not record_path.is_file() or json.loads(record_path.read_text()) != learner_record):
         log.warning("%s was driven by another learner: the round starts over", root)
         shutil.rmtree(root)
-    elif (data / "manifest.json").is_file() and read_manifest(data)["seeds"] != _round_seeds(cfg, index):
+    elif (data / "manifest.json").is_file() and read_manifest(data)["seeds"] != seeds:
         log.warning("%s was driven on other episodes than dagger.episodes/seed ask for: the round starts over", root)
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,7 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     ensure_generated(
         data,
         episodes=cfg.episodes,
-        seed=_round_seeds(cfg, index)[0],
+        seed=seeds[0],
         workers=cfg.workers,
         config=config.data.generation,
         progress=progress,

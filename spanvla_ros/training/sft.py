@@ -56,9 +56,8 @@ class LanguageObjective(nn.Module):
         super().__init__()
         self.model = model
         self.weights = weights
-        head = DrivingStateHead(model) if weights.driving_state_weight > 0 else None
         # On the model's device, so that DDP and FSDP on GPUs see one device and the head reads the cache in place.
-        self.driving_state_head = None if head is None else head.to(model.device)
+        self.driving_state_head = DrivingStateHead(model).to(model.device) if weights.driving_state_weight > 0 else None
         #: The last call's mean terms, for logging.
         self.terms: dict[str, float] = {}
 

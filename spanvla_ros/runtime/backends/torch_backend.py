@@ -65,6 +65,8 @@ class TorchBackend(Backend):
         if use_graphs and self.device.type != "cuda":
             raise ValueError("cuda_graphs needs a CUDA device")
         self.graphs = _Graphs(self) if use_graphs else None
+        self._patching_key: tuple | None = None  # the camera shape and geometry the device's patch gather is for
+        self._patching_value: tuple[torch.Tensor, ...] = ()
         # The vision tower's blocks compiled by inductor (default on CUDA): its eager blocks are launch-bound (1,502
         # kernels for six 448² frames); on an H200 compiled blocks took the 3B tower 39.6 → 23.4 ms.
         self.vision_status = "eager"
@@ -110,7 +112,7 @@ class TorchBackend(Backend):
 
     def _patching(self, shape: tuple[int, ...], geometry: VisionGeometry):
         key = (shape, geometry)  # the value is set before its key: a concurrent reader never pairs them wrongly
-        if getattr(self, "_patching_key", None) != key:
+        if self._patching_key != key:
             mean, std = patch_normalisation(geometry)
             self._patching_value = tuple(self._t(np.array(a)) for a in (patch_order(shape, geometry), mean, std))
             self._patching_key = key
