@@ -4,9 +4,12 @@ safetensors + JSON: nothing is pickled), TensorBoard scalars and a tqdm bar with
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import json
 import math
 import os
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ def setup_distributed() -> Distributed:
     cuda = torch.cuda.is_available()
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <rank>`: a hung rank's stacks
     rank = dist.get_rank() if dist.is_initialized() else 0
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
@@ -116,9 +120,18 @@ def load_optimizer_state(module: nn.Module, optimizer, state: dict[str, Any]) ->
 
 
 def cleanup_distributed() -> None:
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    """Barrier, then destroy the process group, without the deadlock a loaded machine hit at exit (a CI rank hung;
+    its native stacks showed it). A gloo worker thread releases each finished work item, which needs the GIL; the
+    group's destructor joins those threads while holding the GIL. So: callers drop their DDP wrappers first (the
+    reducer would otherwise hold the group's last reference and destroy it whenever it is freed), and after the
+    barrier the GIL is released for a moment so that the workers finish before the group is destroyed."""
+    if not dist.is_initialized():
+        return
+    gc.collect()
+    dist.barrier()
+    time.sleep(0.5)
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def autocast(env: Distributed, enabled: bool):

@@ -200,6 +200,7 @@ def sft_vlm(
                 _save_head(head, trainer_dir(checkpoint), env)
     logger.close()
     write_weight_digest(model.vlm, stage_dir, env)
+    del objective
     cleanup_distributed()
     return checkpoint
 
@@ -442,6 +443,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
             _checkpoint(model, checkpoint, optimizer, scheduler, step + 1)
     logger.close()
     write_weight_digest(model.expert, stage_dir, env)
+    del objective
     cleanup_distributed()
     return checkpoint
 

@@ -5,8 +5,10 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -488,7 +490,21 @@ def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp
     assert json.loads(manifest.read_text())["seeds"] == [900, 901]
 
 
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Two gloo ranks under torchrun. A run past ``timeout`` fails with the ranks' Python stacks (each rank dumps
+    them on SIGUSR1) instead of a bare timeout."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     command = [
         str(Path(sys.executable).parent / "torchrun"),
@@ -502,7 +518,19 @@ def torchrun(args: list[str], timeout: float = 300) -> subprocess.CompletedProce
         "spanvla_ros.cli",
         *args,
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, start_new_session=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for rank in _children(process.pid):
+            os.kill(rank, signal.SIGUSR1)
+        time.sleep(3)
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"torchrun ran past {timeout} s; stdout: {stdout[-500:]}\nranks' stacks:\n{stderr[-6000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_torchrun_two_ranks_end_with_the_same_weights(stage1, tmp_path):
