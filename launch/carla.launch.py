@@ -50,6 +50,7 @@ def generate_launch_description() -> LaunchDescription:
                 "camera_topics": [["/carla/", role, "/rgb_front/image"]],
                 "odometry_topic": ["/carla/", role, "/odometry"],
                 "command_topic": ["/carla/", role, "/driving_command"],
+                "speed_limit_topic": ["/carla/", role, "/speed_limit"],
                 "base_frame": role,
                 "output_frame": "map",
             },

@@ -31,6 +31,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("camera_topic", default_value="/camera/front/image_raw"),
         DeclareLaunchArgument("odometry_topic", default_value="/odom"),
         DeclareLaunchArgument("command_topic", default_value="/planning/driving_command"),
+        DeclareLaunchArgument("speed_limit_topic", default_value="/planning/speed_limit"),
         DeclareLaunchArgument("trajectory_topic", default_value="/planning/trajectory"),
         DeclareLaunchArgument("reasoning_topic", default_value="/planning/reasoning"),
         DeclareLaunchArgument("markers_topic", default_value="/planning/markers"),
@@ -54,6 +55,7 @@ def generate_launch_description() -> LaunchDescription:
                 "camera_topics": [LaunchConfiguration("camera_topic")],
                 "odometry_topic": LaunchConfiguration("odometry_topic"),
                 "command_topic": LaunchConfiguration("command_topic"),
+                "speed_limit_topic": LaunchConfiguration("speed_limit_topic"),
             },
         ],
         remappings=[

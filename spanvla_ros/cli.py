@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="path",
         help="deployed model planners: headings from the plan's positions (the node's default) or the model's",
     )
+    closed.add_argument(
+        "--no-speed-limit",
+        action="store_true",
+        help="deployed model planners: do not pass the lane's speed limit to the planning core (as a car without a "
+        "map's limits)",
+    )
     closed.add_argument("--camera-style", default="default", help="the camera's look (see eval open-loop)")
     closed.add_argument("--episodes", type=int, default=12)
     closed.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
@@ -460,7 +466,13 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
     from .eval.report import write_json
     from .sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
 
-    planner = _planner(args.planner, args.backend, deployed=not args.direct, plan_headings=args.plan_headings)
+    planner = _planner(
+        args.planner,
+        args.backend,
+        deployed=not args.direct,
+        plan_headings=args.plan_headings,
+        map_speed_limit=not args.no_speed_limit,
+    )
     replan = args.replan_every or (5 if args.direct and args.planner.startswith("model:") else 1)
     plots = args.out.with_name(args.out.stem + "_plots")
     config = ClosedLoopConfig(duration_s=args.duration, replan_every_ticks=replan, camera_style=args.camera_style)
@@ -479,8 +491,11 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _planner(name: str, backend: str = "torch", deployed: bool = False, plan_headings: str = "path"):
-    """A planner by name; ``deployed``: model planners run through the node's planning core (closed loop)."""
+def _planner(
+    name: str, backend: str = "torch", deployed: bool = False, plan_headings: str = "path", map_speed_limit: bool = True
+):
+    """A planner by name; ``deployed``: model planners run through the node's planning core (closed loop), given the
+    lane's speed limit unless ``map_speed_limit`` is False."""
     from .planning import ConstantVelocityPlanner
 
     if name.startswith("model:"):
@@ -490,7 +505,9 @@ def _planner(name: str, backend: str = "torch", deployed: bool = False, plan_hea
             from .runtime.online import OnlineConfig
 
             config = OnlineConfig(plan_headings=plan_headings)
-            return DeployedPlanner.from_name(_model_path(name), backend=backend, config=config)
+            return DeployedPlanner.from_name(
+                _model_path(name), backend=backend, config=config, map_speed_limit=map_speed_limit
+            )
         return RuntimePlanner.from_name(_model_path(name), backend=backend)
     if name == "constant-velocity":
         return ConstantVelocityPlanner()

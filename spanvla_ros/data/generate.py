@@ -20,11 +20,11 @@ import numpy as np
 from ..eval import score_trajectory
 from ..eval.closed_loop import ego_corners, on_road
 from ..observation import ObservationSpec
-from ..scene import Scene, Trajectory, scene_to_dict, world_to_ego
+from ..scene import Scene, Trajectory, scene_to_dict, speed_limit_at, world_to_ego
 from ..sim import ExpertPlanner, HighwayWorld, WorldConfig
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.camera_style import episode_style
-from ..sim.expert import lane_width_at, plan_along_route, speed_limit_at
+from ..sim.expert import lane_width_at, plan_along_route
 from ..sim.world import ENVIRONMENTS
 from .dataset import NEGATIVE, POSITIVE, RECOVERY, Sample
 from .reasoning import label_sample

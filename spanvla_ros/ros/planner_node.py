@@ -1,7 +1,8 @@
 """``planner_node``: the SpanVLA planner as a ROS 2 node (``spanvla_planner``).
 
 Inputs: camera images (``sensor_msgs/Image``, or ``CompressedImage`` for topics ending in ``/compressed``; sensor-data
-QoS), ``nav_msgs/Odometry`` and a driving command (``std_msgs/String``). Outputs: ``~/output/trajectory``
+QoS), ``nav_msgs/Odometry``, a driving command (``std_msgs/String``) and the road's speed limit (``std_msgs/Float64``,
+m/s, from the map; plans are re-timed to keep to it). Outputs: ``~/output/trajectory``
 (``nav_msgs/Path``), ``~/output/reasoning`` (``std_msgs/String``), ``~/output/markers`` (RViz), ``/diagnostics`` and
 ``~/debug/*_ms`` timings (``std_msgs/Float64``).
 
@@ -137,6 +138,7 @@ class PlannerNode(LifecycleNode):
         subscribe(Odometry, p["odometry_topic"], self._on_odometry, qos_profile_sensor_data)
         command_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         subscribe(String, p["command_topic"], self._on_command, command_qos)
+        subscribe(Float64, p["speed_limit_topic"], self._on_speed_limit, command_qos)
         self._last_levels: dict[str, Level] = {}
         self._keep("timer", self.create_timer(
             1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=MutuallyExclusiveCallbackGroup()
@@ -243,6 +245,14 @@ class PlannerNode(LifecycleNode):
             return
         try:
             self.core.set_command(self._now(), msg.data)
+        except InputRejected as exc:
+            self._warn_throttled(str(exc))
+
+    def _on_speed_limit(self, msg: Float64) -> None:
+        if self.core is None:
+            return
+        try:
+            self.core.set_speed_limit(self._now(), msg.data)
         except InputRejected as exc:
             self._warn_throttled(str(exc))
 

@@ -44,6 +44,10 @@ PARAMETERS = [
     Param("odometry_topic", "/odom", "Ego odometry (nav_msgs/Odometry, rear axle)"),
     Param("command_topic", "/planning/driving_command", "Driving command (std_msgs/String: left, straight, right, "
           "unknown, or a CARLA RoadOption name)"),
+    Param("speed_limit_topic", "/planning/speed_limit", "The road's speed limit (std_msgs/Float64, m/s, e.g. from "
+          "the map; held until the next message): plans are re-timed along their path to keep to it"),
+    Param("speed_limit_deceleration_mps2", 2.0, "How fast a plan brings an ego above the speed limit down to it",
+          0.1, 8.0),
     Param("camera_timeout_s", 1.0, "A camera silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("odometry_timeout_s", 0.5, "Odometry silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("reasoning_warn_s", 3.0, "Plans from a reasoning older than this → WARN", 0.1, 600.0),
@@ -129,6 +133,7 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
         invalid_plan_handling=p["invalid_plan_handling"],
         plan_headings=p["plan_headings"],
         last_valid_max_age_s=p["last_valid_max_age_s"],
+        speed_limit_deceleration_mps2=p["speed_limit_deceleration_mps2"],
         validator=ValidatorConfig(
             wheelbase_m=p["wheelbase_m"],
             max_curvature_1pm=p["validator_max_curvature_1pm"],

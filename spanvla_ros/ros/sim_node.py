@@ -1,8 +1,9 @@
 """``sim_node``: the embedded highway-env world as a ROS 2 node speaking the carla-ros-bridge conventions.
 
 Publishes ``/clock`` (for ``use_sim_time``), ``/carla/<ego>/rgb_front/image`` + ``camera_info``,
-``/carla/<ego>/odometry`` (rear axle, frame ``map``, child ``<ego>``) and the route's driving command on
-``/carla/<ego>/driving_command``; subscribes to the planned ``nav_msgs/Path`` and tracks it with the LQR + bicycle.
+``/carla/<ego>/odometry`` (rear axle, frame ``map``, child ``<ego>``), the route's driving command on
+``/carla/<ego>/driving_command`` and the speed limit of the lane under the ego (m/s, what a map gives) on
+``/carla/<ego>/speed_limit``; subscribes to the planned ``nav_msgs/Path`` and tracks it with the LQR + bicycle.
 Synchronous mode, as the bridge's ``synchronous_mode_wait_for_vehicle_control_command``: each 0.1 s tick waits
 (up to ``plan_timeout_s`` wall time) for the plan stamped at that tick before stepping; a late plan is counted, and
 the previous plan is followed meanwhile. ``real_time_factor`` paces ticks against the wall clock so reasoning runs
@@ -29,10 +30,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import String
+from std_msgs.msg import Float64, String
 
 from ..eval import score_trajectory
-from ..scene import Trajectory, ego_to_world, world_to_ego
+from ..scene import Trajectory, ego_to_world, speed_limit_at, world_to_ego
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, plot_episode
 from ..sim.world import ENVIRONMENTS
@@ -79,6 +80,7 @@ class SimNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, f"{prefix}/rgb_front/camera_info", 10)
         self.odom_pub = self.create_publisher(Odometry, f"{prefix}/odometry", 10)
         self.command_pub = self.create_publisher(String, f"{prefix}/driving_command", 10)
+        self.speed_limit_pub = self.create_publisher(Float64, f"{prefix}/speed_limit", 10)
         self.episode_pub = self.create_publisher(String, "/sim/episode", 10)
         self.create_subscription(PathMsg, p["plan_topic"], self._on_plan, 10)
         self.reasoning = ""
@@ -245,7 +247,8 @@ class SimNode(Node):
         return DriveVideo(Path(self.params["output_dir"]) / f"episode_{seed}.mp4", self.camera)
 
     def _publish_tick(self, scene, state: np.ndarray, clock_s: float, with_camera: bool) -> np.ndarray | None:
-        """Publish one tick's clock, odometry, command and (``with_camera``) image; return the image rendered."""
+        """Publish one tick's clock, odometry, command, speed limit and (``with_camera``) image; return the image
+        rendered."""
         from builtin_interfaces.msg import Time
 
         stamp = seconds_to_stamp(clock_s, Time)
@@ -253,6 +256,9 @@ class SimNode(Node):
         odom = odometry_message(stamp, state[:3], scene.ego.speed_mps, "map", self.ego_frame, scene.ego.yaw_rate_radps)
         self.odom_pub.publish(odom)
         self.command_pub.publish(String(data=scene.command.value))
+        limit = speed_limit_at(scene, None)
+        if limit is not None:  # off the road there is no lane and so no limit to give
+            self.speed_limit_pub.publish(Float64(data=limit))
         if with_camera:
             frame = self.camera.render(scene)
             image = Image(height=frame.shape[0], width=frame.shape[1], encoding="rgb8", step=frame.shape[1] * 3)

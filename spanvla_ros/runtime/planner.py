@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..planning import Planner, PlannerConfig, stop_poses
-from ..scene import Scene, Trajectory, world_to_ego
+from ..scene import Scene, Trajectory, speed_limit_at, world_to_ego
 from .drivers import SyncDriver
 from .online import OnlineConfig, OnlinePlanner, PlanOutput
 from .pipeline import SpanVLARuntime
@@ -56,27 +56,37 @@ class RuntimePlanner(Planner):
 
 class DeployedPlanner(Planner):
     """The node's planning core on a drive, with the drive's clock: each ``plan(scene)`` is one planning cycle at
-    ``scene.metadata["time_s"]``. The scene's ego pose and speed arrive as odometry and its newest camera frame as an
-    image, a reasoning pass runs when one is due (at ``reasoning_rate_hz`` of the drive's time, inline), and the core
-    plans — validating the plan and falling back as on the car. Call it every tick (the node's 10 Hz)."""
+    ``scene.metadata["time_s"]``. The scene's ego pose and speed arrive as odometry, its newest camera frame as an
+    image and (``map_speed_limit``) the limit of the lane under the ego as the speed limit a car's map gives; a
+    reasoning pass runs when one is due (at ``reasoning_rate_hz`` of the drive's time, inline), and the core plans —
+    validating the plan and falling back as on the car. Call it every tick (the node's 10 Hz)."""
 
     needs_camera = True
     CAMERA = "front"
 
-    def __init__(self, runtime: SpanVLARuntime, name: str = "spanvla", config: OnlineConfig = OnlineConfig()) -> None:
+    def __init__(
+        self,
+        runtime: SpanVLARuntime,
+        name: str = "spanvla",
+        config: OnlineConfig = OnlineConfig(),
+        map_speed_limit: bool = True,
+    ) -> None:
         meta = runtime.meta
         super().__init__(PlannerConfig(num_poses=meta["num_poses"], dt_s=meta["dt_s"]))
         self.runtime = runtime
         self.name = name
+        self.map_speed_limit = map_speed_limit
         self.core = OnlinePlanner(runtime, [self.CAMERA], config)
         self.driver = SyncDriver(self.core)
         self.last_output: PlanOutput | None = None
 
     @classmethod
-    def from_name(cls, spec: str, backend: str = "torch", config: OnlineConfig = OnlineConfig()) -> DeployedPlanner:
+    def from_name(
+        cls, spec: str, backend: str = "torch", config: OnlineConfig = OnlineConfig(), map_speed_limit: bool = True
+    ) -> DeployedPlanner:
         artifact = spec.split(":", 1)[1] if spec.startswith("model:") else spec
         runtime = SpanVLARuntime.from_checkpoint_or_export(backend, artifact, threads=1)
-        return cls(runtime, name=f"model:{artifact}", config=config)
+        return cls(runtime, name=f"model:{artifact}", config=config, map_speed_limit=map_speed_limit)
 
     def plan(self, scene: Scene) -> Trajectory:
         frames = scene.metadata.get(CAMERA_FRAMES)
@@ -87,6 +97,9 @@ class DeployedPlanner(Planner):
         core.add_odometry(now, np.asarray(scene.ego.pose), scene.ego.speed_mps, "map")
         core.add_image(self.CAMERA, now, np.asarray(frames)[-1])
         core.set_command(now, scene.command.value)
+        limit = speed_limit_at(scene, None) if self.map_speed_limit else None
+        if limit is not None:  # off the map the last limit holds, as on a car between map updates
+            core.set_speed_limit(now, limit)
         output = self.driver.cycle(now).plan
         self.last_output = output
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile

@@ -30,6 +30,7 @@ from .types import (
     VehicleDimensions,
     lane_relation,
     lane_union,
+    speed_limit_at,
     validate_poses,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "interpolate_poses",
     "lane_relation",
     "lane_union",
+    "speed_limit_at",
     "lateral_offset",
     "line_frame",
     "load_scene",

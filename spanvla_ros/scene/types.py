@@ -341,6 +341,13 @@ def _check_array(value: Any, shape: tuple[int | None, ...], name: str, min_rows:
         raise SceneError(f"{name}: contains NaN or inf")
 
 
+def speed_limit_at(scene: Scene, default: float | None) -> float | None:
+    """The lowest speed limit of the lanes under the ego (what a car's map gives), or ``default`` off the map."""
+    point = shapely.Point(scene.ego.pose[:2])
+    limits = [lane.speed_limit_mps for lane in scene.map.lanes if lane.polygon.intersects(point)]
+    return float(min(limits)) if limits else default
+
+
 def lane_union(lanes: tuple[Lane, ...] | list[Lane]) -> BaseGeometry:
     """The union of lane surfaces: the default drivable area of a lane-only map."""
     return shapely.union_all([lane.polygon for lane in lanes])

@@ -17,8 +17,7 @@ from tqdm import tqdm
 from ..eval.closed_loop import EpisodeMonitor, EpisodeResult, aggregate_episodes
 from ..planning import Planner
 from ..planning.validator import validate_trajectory
-from ..scene import Scene
-from .expert import speed_limit_at
+from ..scene import Scene, speed_limit_at
 from .world import HighwayWorld, WorldConfig
 
 

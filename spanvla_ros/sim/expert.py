@@ -14,7 +14,7 @@ import shapely
 
 from ..eval import ScorerConfig, score_trajectories
 from ..planning import Planner, PlannerConfig, stop_poses
-from ..scene import Scene, Trajectory, lateral_offset, world_to_ego
+from ..scene import Scene, Trajectory, lateral_offset, speed_limit_at, world_to_ego
 
 
 @dataclass(frozen=True)
@@ -158,12 +158,6 @@ def lane_width_at(scene: Scene) -> float:
     point = shapely.Point(scene.ego.pose[:2])
     widths = [lane.width_m for lane in scene.map.lanes if lane.polygon.intersects(point)]
     return float(np.median(widths)) if widths else 4.0
-
-
-def speed_limit_at(scene: Scene, default: float) -> float:
-    point = shapely.Point(scene.ego.pose[:2])
-    limits = [lane.speed_limit_mps for lane in scene.map.lanes if lane.polygon.intersects(point)]
-    return float(min(limits)) if limits else default
 
 
 def _eased_path(

@@ -343,3 +343,25 @@ def test_a_last_valid_plan_that_no_longer_fits_the_ego_gives_a_stop(runtime):
     second = planner.plan(2.1)
     assert second.safe_stop and "no longer fits" in second.stop_reason
     assert planner.counters["last_valid_republished"] == 0
+
+
+def test_a_speed_limit_holds_plans_to_it_and_a_bad_one_is_refused(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA], OnlineConfig(speed_limit_deceleration_mps2=2.0))
+    assert "no speed limit" in status(planner, 0.0, "speed limit").message
+    drive(planner, 0.0, 2.0, speed=25.0)
+    assert reason(planner, 2.0)
+    free = planner.plan(2.0)
+    assert free.poses_ego[1, 0] > 2 * 20.0 * 0.5  # unlimited, the model keeps near the ego's 25 m/s
+    planner.set_speed_limit(2.0, 10.0)
+    drive(planner, 2.1, 2.1, speed=25.0, x0=52.5)
+    held = planner.plan(2.1)
+    assert not held.safe_stop and held.validation.valid
+    steps = np.hypot(*np.diff(np.vstack([np.zeros(2), held.poses_ego[:, :2]]), axis=0).T) / 0.5
+    assert np.all(steps <= np.maximum(10.0, 25.0 - 2.0 * 0.5 * np.arange(1, 11)) + 1e-6)
+    assert planner.counters["speed_limited"] == 1
+    assert status(planner, 2.1, "speed limit").message == "plans held to 10.0 m/s"
+    for bad in (float("nan"), 0.0, -3.0, 500.0):
+        with pytest.raises(InputRejected, match="keeping 10.0 m/s"):
+            planner.set_speed_limit(2.1, bad)
+    assert status(planner, 2.1, "speed limit").level == Level.WARN
+    assert planner._speed_limit_mps == 10.0  # the last good limit holds

@@ -18,6 +18,7 @@ def planner(tmp_path_factory):
             "camera_topics": ["/test/camera/image_raw"],
             "odometry_topic": "/test/odom",
             "command_topic": "/test/command",
+            "speed_limit_topic": "/test/speed_limit",
             "camera_timeout_s": 0.6,
             "diagnostics_rate_hz": 5.0,
         },
@@ -123,3 +124,57 @@ def test_compressed_camera_and_a_path_in_the_odometry_frame(tmp_path):
     finally:
         test.close()
         stop_process(process)
+
+
+def test_a_speed_limit_from_the_map_holds_the_paths_to_it(planner):
+    """A Float64 limit on the speed-limit topic: the published paths keep to it (the 10 m/s ego comes down at the
+    configured 2 m/s²), the diagnostics say so, and a bad limit is named while the last good one holds."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Path
+    from std_msgs.msg import Float64
+
+    from spanvla_ros.ros.conversions import path_to_poses
+
+    process, log = planner
+    test = RosProbe()
+    try:
+        test.collect(Path, "/spanvla_planner/output/trajectory")
+        test.collect(DiagnosticArray, "/diagnostics")
+        limits = test.node.create_publisher(Float64, "/test/speed_limit", 10)
+        vehicle = Vehicle(test, "/test/camera/image_raw")
+        vehicle.start()
+
+        def held_to(message: str) -> bool:
+            limits.publish(Float64(data=4.0))
+            return any(
+                message in s.message
+                for m in test.messages("/diagnostics")
+                for s in m.status
+                if s.name == "spanvla_planner: speed limit"
+            )
+
+        wait_for(lambda: held_to("plans held to 4.0 m/s"), 60, f"the speed limit in the diagnostics ({log})")
+        test.clear("/spanvla_planner/output/trajectory")
+        wait_for(
+            lambda: sum(not is_stop(m) for m in test.messages("/spanvla_planner/output/trajectory")) >= 3,
+            60,
+            "paths under the limit",
+        )
+        bound = np.maximum(4.0, SPEED - 2.0 * 0.5 * np.arange(1, 11)) + 0.05
+        for message in [m for m in test.messages("/spanvla_planner/output/trajectory") if not is_stop(m)]:
+            _, _, poses = path_to_poses(message)
+            steps = np.hypot(*np.diff(np.vstack([np.zeros(2), poses[:, :2]]), axis=0).T) / 0.5
+            assert np.all(steps <= bound), steps
+
+        test.clear("/diagnostics")
+        limits.publish(Float64(data=float("nan")))
+        statuses = lambda: [s for m in test.messages("/diagnostics") for s in m.status]  # noqa: E731
+        wait_for(
+            lambda: any("keeping 4.0 m/s" in s.message and s.level[0] == 1 for s in statuses()),
+            60,
+            "a WARN naming the refused limit",
+        )
+        vehicle.stop()
+        assert process.poll() is None, "planner_node died"
+    finally:
+        test.close()

@@ -60,3 +60,25 @@ def test_the_deployed_core_plans_every_tick_of_a_drive(planner):
     assert len(timings["planning_ms"]) == 20 and max(timings["reasoning_age_ms"]) <= 500.0 + 1e-6  # a pass every 0.5 s
     # What the core published passes the validator, whatever the untrained model proposed.
     assert validation.get("validator_rejections", 0) == 0
+
+
+def test_the_deployed_core_gets_the_lane_speed_limit_of_the_drive(planner):
+    """As a car's map would, the drive gives the core the limit of the lane under the ego; the core's plans keep to
+    it. Without it (``map_speed_limit=False``, `--no-speed-limit`) nothing is limited."""
+    from spanvla_ros.runtime.planner import DeployedPlanner
+    from spanvla_ros.scene import speed_limit_at
+    from spanvla_ros.sim.closed_loop import episode_world
+
+    config = ClosedLoopConfig(envs=("two-way",), duration_s=1.0, replan_every_ticks=1)
+    limit = speed_limit_at(episode_world(4, config).reset(4), None)
+    assert limit is not None
+    limited = DeployedPlanner(planner.runtime, name="limited")
+    run_episode(limited, 4, config)
+    assert limited.core._speed_limit_mps == pytest.approx(limit)
+    poses = limited.last_output.poses_ego
+    steps = np.hypot(*np.diff(np.vstack([np.zeros(2), poses[:, :2]]), axis=0).T) / limited.config.dt_s
+    speed = float(limited.core._odometry[-1][4])
+    assert np.all(steps <= np.maximum(limit, speed - 2.0 * 0.5 * np.arange(1, 11)) + 1e-6)
+    free = DeployedPlanner(planner.runtime, name="free", map_speed_limit=False)
+    run_episode(free, 4, config)
+    assert free.core._speed_limit_mps is None and free.counters["speed_limited"] == 0
