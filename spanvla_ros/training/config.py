@@ -140,6 +140,9 @@ class DAggerConfig:
     #: and the expert relearns in units it was not trained in (kept: +0.039 [+0.004, +0.073]
     #: closed loop over 180 episodes, README "Driving").
     action_scale: str = "learner"
+    #: The learner drives with the lane's speed limit, as the planning core holds plans to it on the car
+    #: (``DeployedPlanner(map_speed_limit=True)``); off, it drives as the model alone would.
+    learner_speed_limit: bool = False
     sft_vlm: OptimConfig = field(
         default_factory=lambda: OptimConfig(steps=300, lr=3e-4, warmup_steps=10, eval_every=100, checkpoint_every=100)
     )

@@ -81,6 +81,8 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     data = root / "data"
     seeds = _round_seeds(cfg, index)
     learner_record = {"learner_sha256": file_sha256(Path(learner) / "model.safetensors"), "seed": cfg.seed}
+    if cfg.learner_speed_limit:  # recorded only when on, so that rounds driven before the option still match
+        learner_record["learner_speed_limit"] = True
     record_path = root / "learner.json"
     if root.exists() and (not record_path.is_file() or json.loads(record_path.read_text()) != learner_record):
         log.warning("%s was driven by another learner: the round starts over", root)
@@ -97,7 +99,9 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
         workers=cfg.workers,
         config=config.data.generation,
         progress=progress,
-        learner=functools.partial(DeployedPlanner.from_name, f"model:{learner}"),
+        learner=functools.partial(
+            DeployedPlanner.from_name, f"model:{learner}", map_speed_limit=cfg.learner_speed_limit
+        ),
     )
     counts = read_manifest(data)["counts"]
     rounds = tuple(str(Path(config.out_dir) / f"dagger_{k}" / "data") for k in range(1, index + 1))

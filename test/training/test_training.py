@@ -488,6 +488,13 @@ def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp
     more = dataclasses.replace(config, dagger=dataclasses.replace(config.dagger, episodes=2))
     dagger_round(more, 1, other, progress=False)
     assert json.loads(manifest.read_text())["seeds"] == [900, 901]
+    driven = manifest.stat().st_mtime_ns
+
+    # A learner held to the lane's speed limit drives other states: the round is driven again, and says so.
+    limited = dataclasses.replace(more, dagger=dataclasses.replace(more.dagger, learner_speed_limit=True))
+    dagger_round(limited, 1, other, progress=False)
+    assert json.loads((round_dir / "learner.json").read_text())["learner_speed_limit"] is True
+    assert manifest.stat().st_mtime_ns != driven
 
 
 def _children(pid: int) -> list[int]:
