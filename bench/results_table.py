@@ -97,6 +97,14 @@ def drive_table() -> None:
                 f" ({gain['mean']:+.3f}, 95 % CI [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}])" if gain else ""
             )
             print(f"| {key} | {row['pdms']:.3f}{interval} | {row['epdms']:.3f} | {row.get('ade_m', 0):.2f} | | | | |")
+    for key in ("constant_velocity_speed_limited", "model_without_speed_limit"):  # closed-loop references only
+        if key in cl:
+            gain = cl[key]["minus_model"]
+            cells = (
+                f"{cl[key]['driving_score']:.3f} ({gain['mean']:+.3f} vs the model, [{gain['ci95'][0]:+.3f}, "
+                f"{gain['ci95'][1]:+.3f}]) | {cl[key]['collision_rate']:.2f} | {cl[key]['off_road_rate']:.2f}"
+            )
+            print(f"| {key} (closed loop only) | | | | | {cells} |")
 
 
 if __name__ == "__main__":

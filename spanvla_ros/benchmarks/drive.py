@@ -7,7 +7,9 @@
 * camera looks training never saw (ADE against constant velocity; plans whose first pose lies behind a moving ego);
 * closed loop through the node's planning core at 10 Hz, all six environments: driving score, collision rate,
   off-road rate and a failure breakdown by environment and kind, each episode's driving score, and the references'
-  difference to the model on the same episodes with a paired bootstrap 95 % interval.
+  difference to the model on the same episodes with a paired bootstrap 95 % interval. The core holds the model's
+  plans to the lane's speed limit (as the node does with a map's); so that the model's own share shows, the references
+  include constant velocity held to the same limit and the model without it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import numpy as np
 
 from ..data.scenes import HELD_OUT_SEED, evaluation_scenes
 from ..eval.open_loop import ablate_frames, evaluate_open_loop
-from ..planning import ConstantVelocityPlanner
+from ..planning import ConstantVelocityPlanner, Planner, limit_speed
+from ..runtime.online import OnlineConfig
+from ..scene import Scene, Trajectory, speed_limit_at
 from ..sim import ExpertPlanner
 from ..sim.camera_style import HELD_OUT_STYLES
 from ..sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
@@ -39,6 +43,20 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: in
     means = diff[rng.integers(0, len(diff), (samples, len(diff)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return {"mean": float(diff.mean()), "ci95": [float(low), float(high)]}
+
+
+class SpeedLimitedConstantVelocity(ConstantVelocityPlanner):
+    """Constant velocity with its plans held to the lane's speed limit as the planning core holds the model's."""
+
+    name = "constant-velocity-speed-limited"
+
+    def plan(self, scene: Scene) -> Trajectory:
+        plan = super().plan(scene)
+        limit = speed_limit_at(scene, None)
+        if limit is None:
+            return plan
+        deceleration = OnlineConfig().speed_limit_deceleration_mps2
+        return Trajectory(limit_speed(plan.poses, plan.dt_s, scene.ego.speed_mps, limit, deceleration), plan.dt_s)
 
 
 def _open_loop(planner, scenes) -> dict[str, Any]:
@@ -96,11 +114,16 @@ def run(
 
     closed: dict[str, Any] = {}
     config = ClosedLoopConfig()
-    for name, planner in {**reference, "model": DeployedPlanner.from_name(checkpoint)}.items():
+    closed_references: dict[str, Planner] = {
+        **reference,
+        "constant_velocity_speed_limited": SpeedLimitedConstantVelocity(),
+        "model_without_speed_limit": DeployedPlanner.from_name(checkpoint, map_speed_limit=False),
+    }
+    for name, planner in {**closed_references, "model": DeployedPlanner.from_name(checkpoint)}.items():
         summary = evaluate_closed_loop(planner, episodes, seed, config, progress=False)
         closed[name] = {k: summary[k] for k in CLOSED_LOOP_KEYS}
         closed[name]["per_episode_driving_score"] = [row["driving_score"] for row in summary["episodes_detail"]]
-    for name in reference:  # the same episodes: how sure the difference to the model is
+    for name in closed_references:  # the same episodes: how sure the difference to the model is
         closed[name]["minus_model"] = paired_bootstrap(
             closed["model"]["per_episode_driving_score"], closed[name]["per_episode_driving_score"]
         )

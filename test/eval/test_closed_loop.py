@@ -119,3 +119,20 @@ def test_a_collision_records_where_the_other_box_was(agent_xy, side):
     assert result.infractions[0].ego_speed_mps == 10.0
     counts = aggregate_episodes([result])["collisions_by_side"]
     assert counts == {s: int(s == side) for s in ("front", "rear", "left", "right")}
+
+
+def test_the_speed_limited_constant_velocity_reference_keeps_to_the_lane_limit():
+    """The drive benchmark's reference for the core's speed limit: constant velocity, held to the lane's limit."""
+    from spanvla_ros.benchmarks.drive import SpeedLimitedConstantVelocity
+    from spanvla_ros.planning import ConstantVelocityPlanner
+    from spanvla_ros.scene import speed_limit_at, straight_road_scene
+
+    fast = straight_road_scene(ego_speed_mps=40.0)
+    limit = speed_limit_at(fast, None)
+    assert limit is not None and limit < 40.0
+    poses = SpeedLimitedConstantVelocity().plan(fast).poses
+    speeds = np.diff(np.concatenate([[0.0], poses[:, 0]])) / 0.5
+    assert np.all(speeds <= np.maximum(limit, 40.0 - 2.0 * 0.5 * np.arange(1, 11)) + 1e-9)
+    assert speeds[-1] == pytest.approx(limit)
+    slow = straight_road_scene(ego_speed_mps=5.0)
+    assert np.array_equal(SpeedLimitedConstantVelocity().plan(slow).poses, ConstantVelocityPlanner().plan(slow).poses)
