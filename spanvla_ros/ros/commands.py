@@ -42,6 +42,7 @@ def add_commands(commands) -> None:
     replay.add_argument("--camera-topic", action="append", default=[], help="camera topic (repeat for several)")
     replay.add_argument("--odometry-topic")
     replay.add_argument("--command-topic")
+    replay.add_argument("--speed-limit-topic", help="std_msgs/Float64 (m/s); default: one whose name has speed_limit")
     replay.add_argument("--planning-rate", type=float, default=10.0)
     replay.add_argument("--reasoning-rate", type=float, default=2.0)
     replay.add_argument("--storage", choices=["mcap", "sqlite3"], help="output bag storage (default: the input's)")
@@ -86,6 +87,7 @@ def _replay(args: argparse.Namespace) -> int:
             camera_topics=tuple(args.camera_topic),
             odometry_topic=args.odometry_topic,
             command_topic=args.command_topic,
+            speed_limit_topic=args.speed_limit_topic,
             planning_rate_hz=args.planning_rate,
             reasoning_rate_hz=args.reasoning_rate,
             storage=args.storage,

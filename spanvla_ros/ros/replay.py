@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
 COMMAND_TYPE = "std_msgs/msg/String"
+SPEED_LIMIT_TYPE = "std_msgs/msg/Float64"
 OUTPUT_PREFIX = "/spanvla_planner"
 
 
@@ -55,6 +56,7 @@ class ReplayConfig:
     camera_topics: tuple[str, ...] = ()  # () = every image topic, by type
     odometry_topic: str | None = None  # None = the odometry topic, by type
     command_topic: str | None = None  # None = a String topic whose name contains "command", if any
+    speed_limit_topic: str | None = None  # None = a Float64 topic whose name contains "speed_limit", if any
     planning_rate_hz: float = 10.0
     reasoning_rate_hz: float = 2.0
     storage: str | None = None  # output bag storage; None = the input's
@@ -70,7 +72,12 @@ class _Topics:
     cameras: tuple[str, ...]
     odometry: str
     command: str | None
+    speed_limit: str | None
     storage: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(t for t in (*self.cameras, self.odometry, self.command, self.speed_limit) if t is not None)
 
 
 def select_topics(reader, config: ReplayConfig) -> _Topics:
@@ -101,8 +108,12 @@ def select_topics(reader, config: ReplayConfig) -> _Topics:
         command = check(config.command_topic, (COMMAND_TYPE,), "command")
     else:
         command = next((t for t, m in sorted(types.items()) if m == COMMAND_TYPE and "command" in t), None)
+    if config.speed_limit_topic:
+        speed_limit = check(config.speed_limit_topic, (SPEED_LIMIT_TYPE,), "speed limit")
+    else:
+        speed_limit = next((t for t, m in sorted(types.items()) if m == SPEED_LIMIT_TYPE and "speed_limit" in t), None)
     storage = config.storage or _storage_of(Path(config.bag))
-    return _Topics(cameras, odometry, command, storage)
+    return _Topics(cameras, odometry, command, speed_limit, storage)
 
 
 def _storage_of(bag: Path) -> str:
@@ -161,7 +172,7 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
             OnlineConfig(planning_rate_hz=config.planning_rate_hz, reasoning_rate_hz=config.reasoning_rate_hz),
         )
         driver = SyncDriver(core)
-        wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
+        wanted = [c for c in reader.connections if c.topic in topics.inputs]
         plans, track, dropped = [], [], 0
         writer = BagWriter(out / "outputs", topics.storage)
         total = sum(c.msgcount for c in wanted)
@@ -172,6 +183,9 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
             try:
                 if connection.topic == topics.command:
                     core.set_command(bag_time_ns * 1e-9, msg.data)
+                    continue
+                if connection.topic == topics.speed_limit:
+                    core.set_speed_limit(bag_time_ns * 1e-9, msg.data)
                     continue
                 stamp = stamp_seconds(msg.header.stamp)
                 if connection.topic in topics.cameras:
@@ -259,7 +273,7 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
             node.create_subscription(
                 Float64, f"{OUTPUT_PREFIX}/debug/reasoning_ms", lambda m: reasoning_ms.append(m.data), 50
             )
-            wanted = [c for c in reader.connections if c.topic in (*topics.cameras, topics.odometry, topics.command)]
+            wanted = [c for c in reader.connections if c.topic in topics.inputs]
             publishers = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, 10) for c in wanted}
             clock = node.create_publisher(Clock, "/clock", 10)
             _wait_for_subscribers(publishers[topics.odometry], timeout_s=30.0)
@@ -325,7 +339,12 @@ def _report(
         "mode": "realtime" if config.realtime else "deterministic",
         "checkpoint": config.checkpoint,
         "backend": config.backend,
-        "topics": {"cameras": list(topics.cameras), "odometry": topics.odometry, "command": topics.command},
+        "topics": {
+            "cameras": list(topics.cameras),
+            "odometry": topics.odometry,
+            "command": topics.command,
+            "speed_limit": topics.speed_limit,
+        },  # fmt: skip
         "plans": len(records),
         "plan_dt_s": dt_s,
         "stop_trajectories": sum(int(stopped) for *_, stopped in records),

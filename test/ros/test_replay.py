@@ -13,8 +13,11 @@ pytestmark = pytest.mark.ros
 
 
 def record_drive(path, storage: str, seconds: float = 6.0) -> None:
-    """An expert drive of the highway scene: odometry at 10 Hz, the front camera at 10 Hz, the route command."""
-    from std_msgs.msg import String
+    """An expert drive of the highway scene: odometry at 10 Hz, the front camera at 10 Hz, the route command and the
+    lane's speed limit."""
+    from std_msgs.msg import Float64, String
+
+    from spanvla_ros.scene import speed_limit_at
 
     from spanvla_ros.ros.bag import BagWriter
     from spanvla_ros.sim import ExpertPlanner, HighwayWorld, WorldConfig
@@ -33,6 +36,7 @@ def record_drive(path, storage: str, seconds: float = 6.0) -> None:
             writer.write("/vehicle/odom", odometry_message(t, x, y, yaw, scene.ego.speed_mps, "map"), ns)
             writer.write("/vehicle/camera/image_raw", image_message(t, camera.render(scene)), ns)
             writer.write("/vehicle/driving_command", String(data=scene.command.value), ns)
+            writer.write("/vehicle/speed_limit", Float64(data=speed_limit_at(scene, 30.0)), ns)
             scene = world.step(expert.plan(scene))
 
 
@@ -54,6 +58,7 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
     first, second = reports
     assert first["topics"] == {
         "cameras": ["/vehicle/camera/image_raw"], "odometry": "/vehicle/odom", "command": "/vehicle/driving_command",
+        "speed_limit": "/vehicle/speed_limit",
     }  # fmt: skip
     assert first["plans"] >= 35 and first["plans_with_future"] >= 5
     assert first["plan_dt_s"] == 0.5  # the artefact's spacing
