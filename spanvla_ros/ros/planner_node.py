@@ -241,18 +241,17 @@ class PlannerNode(LifecycleNode):
         self.driver.open_cycle(stamp)
 
     def _on_command(self, msg: String) -> None:
-        if self.core is None:
-            return
-        try:
-            self.core.set_command(self._now(), msg.data)
-        except InputRejected as exc:
-            self._warn_throttled(str(exc))
+        self._set_held_input("set_command", msg.data)
 
     def _on_speed_limit(self, msg: Float64) -> None:
+        self._set_held_input("set_speed_limit", msg.data)
+
+    def _set_held_input(self, setter: str, value: Any) -> None:
+        """An input the core holds until the next one (command, speed limit); a refused one is logged."""
         if self.core is None:
             return
         try:
-            self.core.set_speed_limit(self._now(), msg.data)
+            getattr(self.core, setter)(self._now(), value)
         except InputRejected as exc:
             self._warn_throttled(str(exc))
 
