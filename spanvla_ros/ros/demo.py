@@ -131,7 +131,7 @@ def _read_float_topics(bag: Path) -> dict[str, list[float]]:
 
 def _read_validation(bag: Path) -> dict[str, int]:
     """The planner's counters from its last ``validation_status`` (plans, validator_rejections, last_valid_republished,
-    stop_trajectories) and how often each check failed, counted over every status in the bag."""
+    stop_trajectories, speed_limited) and how often each check failed, counted over every status in the bag."""
     from rosbags.highlevel import AnyReader
 
     counters: dict[str, int] = {}
@@ -149,7 +149,7 @@ def _read_validation(bag: Path) -> dict[str, int]:
     return {**counters, **{f"failed_{name}": count for name, count in sorted(failed.items())}}
 
 
-VALIDATION_COUNTERS = ("plans", "validator_rejections", "last_valid_republished", "stop_trajectories")
+VALIDATION_COUNTERS = ("plans", "validator_rejections", "last_valid_republished", "stop_trajectories", "speed_limited")
 
 
 def _bag_summary(bag: Path) -> dict[str, Any]:
@@ -247,7 +247,8 @@ def summary_text(report: dict[str, Any]) -> str:
         f"  planning latency p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms  |  tick→plan p50 {trip['p50']:.1f} ms  "
         f"p99 {trip['p99']:.1f} ms",
         f"  validator: {validation.get('validator_rejections', 0)} of {validation.get('plans', 0)} plans rejected, "
-        f"{validation.get('stop_trajectories', 0)} stop trajectories",
+        f"{validation.get('stop_trajectories', 0)} stop trajectories, {validation.get('speed_limited', 0)} plans held "
+        "to the speed limit",
         f"  bag: {report['bag']['path']} ({report['bag']['messages']} messages)",
     ]
     if report.get("videos"):
