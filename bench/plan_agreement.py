@@ -1,9 +1,10 @@
 """What the deployed planner plans in the states it drives into, against what the expert plans in the same states.
 Usage:
 
-    python bench/plan_agreement.py CKPT EPISODES SEED OUT.json
+    python bench/plan_agreement.py CKPT EPISODES SEED OUT.json [no-speed-limit]
 
-The checkpoint drives closed loop through the node's planning core (as ``spanvla eval closed-loop`` does); at every
+The checkpoint drives closed loop through the node's planning core (as ``spanvla eval closed-loop`` does; with
+``no-speed-limit`` the core is not given the lane's limit, so the plans are the model's own); at every
 planning cycle the privileged expert also plans from the same scene (its plan is not driven). Per environment and
 overall: the speed change each plans over its first second, how often the model brakes where the expert brakes
 (by more than ``BRAKING_MPS`` within 1 s), and whether the lateral offset at the horizon goes the same way where the
@@ -81,10 +82,11 @@ def agreement(rows: np.ndarray) -> dict[str, float | int]:
     }
 
 
-def main(checkpoint: str, episodes: int, seed: int, out: str) -> None:
+def main(checkpoint: str, episodes: int, seed: int, out: str, speed_limit: bool = True) -> None:
     torch.set_num_threads(1)
     started = time.time()
-    driven = DeployedPlanner.from_name(checkpoint if ":" in checkpoint else f"model:{checkpoint}")
+    spec = checkpoint if ":" in checkpoint else f"model:{checkpoint}"
+    driven = DeployedPlanner.from_name(spec, map_speed_limit=speed_limit)
     per_env: dict[str, list[np.ndarray]] = {}
     episode_rows = []
     for episode_seed in range(seed, seed + episodes):
@@ -101,6 +103,7 @@ def main(checkpoint: str, episodes: int, seed: int, out: str) -> None:
         "checkpoint": checkpoint,
         "episodes": episodes,
         "seed": seed,
+        "core_speed_limit": speed_limit,
         "braking_mps": BRAKING_MPS,
         "lateral_m": LATERAL_M,
         "overall": agreement(everything),
@@ -114,6 +117,6 @@ def main(checkpoint: str, episodes: int, seed: int, out: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6) or sys.argv[5:] not in ([], ["no-speed-limit"]):
         sys.exit(__doc__)
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], speed_limit=sys.argv[5:] == [])
