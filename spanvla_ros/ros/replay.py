@@ -104,14 +104,15 @@ def select_topics(reader, config: ReplayConfig) -> _Topics:
         if not candidates:
             raise ReplayError(f"{config.bag}: no odometry topic (nav_msgs/Odometry); topics: {types}")
         odometry = candidates[0]
-    if config.command_topic:
-        command = check(config.command_topic, (COMMAND_TYPE,), "command")
-    else:
-        command = next((t for t, m in sorted(types.items()) if m == COMMAND_TYPE and "command" in t), None)
-    if config.speed_limit_topic:
-        speed_limit = check(config.speed_limit_topic, (SPEED_LIMIT_TYPE,), "speed limit")
-    else:
-        speed_limit = next((t for t, m in sorted(types.items()) if m == SPEED_LIMIT_TYPE and "speed_limit" in t), None)
+
+    def optional(topic: str | None, msgtype: str, name_part: str, what: str) -> str | None:
+        """A named topic, checked; else the first of ``msgtype`` whose name contains ``name_part``, if any."""
+        if topic:
+            return check(topic, (msgtype,), what)
+        return next((t for t, m in sorted(types.items()) if m == msgtype and name_part in t), None)
+
+    command = optional(config.command_topic, COMMAND_TYPE, "command", "command")
+    speed_limit = optional(config.speed_limit_topic, SPEED_LIMIT_TYPE, "speed_limit", "speed limit")
     storage = config.storage or _storage_of(Path(config.bag))
     return _Topics(cameras, odometry, command, speed_limit, storage)
 
@@ -344,7 +345,7 @@ def _report(
             "odometry": topics.odometry,
             "command": topics.command,
             "speed_limit": topics.speed_limit,
-        },  # fmt: skip
+        },
         "plans": len(records),
         "plan_dt_s": dt_s,
         "stop_trajectories": sum(int(stopped) for *_, stopped in records),

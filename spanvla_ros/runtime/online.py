@@ -115,8 +115,11 @@ class OnlineConfig:
     frame_keep_interval_s: float = 0.1
 
     def __post_init__(self) -> None:
-        names = ("planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s")
-        for name in (*names, "speed_limit_deceleration_mps2"):
+        positive = (
+            "planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s",
+            "speed_limit_deceleration_mps2",
+        )  # fmt: skip
+        for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.reasoning_timeout_s < self.reasoning_warn_s:
