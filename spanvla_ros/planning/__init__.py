@@ -2,7 +2,7 @@
 
 from .constant_velocity import ConstantVelocityPlanner
 from .interface import Planner, PlannerConfig
-from .speed_limit import limit_speed
+from .speed_limit import brake_along_path, limit_speed
 from .stop import stop_poses
 
-__all__ = ["ConstantVelocityPlanner", "Planner", "PlannerConfig", "limit_speed", "stop_poses"]
+__all__ = ["ConstantVelocityPlanner", "Planner", "PlannerConfig", "brake_along_path", "limit_speed", "stop_poses"]

@@ -1,4 +1,5 @@
-"""Holding a plan to the road's speed limit: the same path, driven no faster than the limit."""
+"""Re-timing a plan along its own path: held to the road's speed limit, or braked for an obstacle. The path itself is
+unchanged; only how fast the car moves along it."""
 
 from __future__ import annotations
 
@@ -10,16 +11,31 @@ def limit_speed(
 ) -> np.ndarray:
     """The plan ``[N, 3]`` (ego frame, the ego at the origin, the i-th pose at ``(i+1)·dt_s``) re-timed along its own
     path so that no step is faster than the limit; an ego already above it comes down at ``deceleration_mps2``.
-    Each step keeps the plan's speed where that is lower (braking for a lead stays as planned). Positions and
-    headings are interpolated along the path, so the path itself is unchanged."""
-    poses = np.asarray(poses_ego, dtype=np.float64)
+    Each step keeps the plan's speed where that is lower (braking for a lead stays as planned)."""
     if not (np.isfinite(limit_mps) and limit_mps > 0 and deceleration_mps2 > 0):
         raise ValueError(f"a speed limit needs limit > 0 and deceleration > 0, got {limit_mps}, {deceleration_mps2}")
+    return _retimed(poses_ego, dt_s, speed_mps, limit_mps, deceleration_mps2)
+
+
+def brake_along_path(poses_ego: np.ndarray, dt_s: float, speed_mps: float, deceleration_mps2: float) -> np.ndarray:
+    """The plan re-timed to brake along its path at ``deceleration_mps2`` from ``speed_mps`` to a standstill; steps
+    the plan already drives slower stay as planned."""
+    if not deceleration_mps2 > 0:
+        raise ValueError(f"braking needs a deceleration > 0, got {deceleration_mps2}")
+    return _retimed(poses_ego, dt_s, speed_mps, 0.0, deceleration_mps2)
+
+
+def _retimed(
+    poses_ego: np.ndarray, dt_s: float, speed_mps: float, floor_mps: float, deceleration_mps2: float
+) -> np.ndarray:
+    """Each step no faster than ``max(floor, speed − deceleration·t)`` nor than the plan itself; positions and
+    headings interpolated along the path."""
+    poses = np.asarray(poses_ego, dtype=np.float64)
     points = np.vstack([np.zeros(2), poses[:, :2]])
     steps = np.hypot(*np.diff(points, axis=0).T)
     along = np.concatenate([[0.0], np.cumsum(steps)])
     t = dt_s * np.arange(1, len(poses) + 1)
-    allowed = np.maximum(limit_mps, max(float(speed_mps), 0.0) - deceleration_mps2 * t)
+    allowed = np.maximum(floor_mps, max(float(speed_mps), 0.0) - deceleration_mps2 * t)
     travelled = np.cumsum(np.minimum(steps / dt_s, allowed) * dt_s)
     if np.allclose(travelled, along[1:]):
         return poses.copy()

@@ -25,8 +25,9 @@ import numpy as np
 from ..inputs import square_image
 from ..observation import ObservationSpec, ego_inputs, frame_picks
 from ..planning import limit_speed, stop_poses
+from ..planning.collision_guard import GuardResult, Obstacles, guard_plan
 from ..planning.validator import ValidationResult, ValidatorConfig, path_headings, validate_trajectory
-from ..scene import DrivingCommand, ego_to_world, interpolate_poses, world_to_ego
+from ..scene import DrivingCommand, VehicleDimensions, ego_to_world, interpolate_poses, world_to_ego, wrap_angle
 from .pipeline import ReasoningResult, SpanVLARuntime
 
 #: Free-text and CARLA RoadOption names accepted as driving commands (case-insensitive).
@@ -103,6 +104,19 @@ class OnlineConfig:
     #: never exceeds the limit; an ego above it comes down at this rate. The model does not see the limit, and its
     #: plans barely slow (README "Driving": capped, the held-out driving score rose by 0.14).
     speed_limit_deceleration_mps2: float = 2.0
+    #: With an object list (``set_objects``, from perception), each plan is checked against the objects predicted at
+    #: constant velocity and braked along its path at the gentlest of these decelerations that keeps it clear
+    #: (``planning.collision_guard``). The model does not brake for a lead by itself (README "Driving").
+    collision_guard: bool = True
+    guard_decelerations_mps2: tuple[float, ...] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0)
+    #: How far the ego's box is grown on every side for the guard's check.
+    collision_clearance_m: float = 0.5
+    #: An object list older than this is not used (WARN): the plans go out unguarded.
+    objects_timeout_s: float = 0.5
+    #: Objects given without velocities get them from the same id's previous position, if no older than this.
+    object_velocity_window_s: float = 1.0
+    #: The ego's box (the guard's footprint; the odometry pose is its rear axle).
+    vehicle: VehicleDimensions = field(default_factory=VehicleDimensions)
     #: A last valid plan older than this is not republished: a stop trajectory is.
     last_valid_max_age_s: float = 1.0
     #: A stamp this far behind the newest is a clock reset (bag loop, simulator restart): everything restarts.
@@ -117,7 +131,7 @@ class OnlineConfig:
     def __post_init__(self) -> None:
         positive = (
             "planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s",
-            "speed_limit_deceleration_mps2",
+            "speed_limit_deceleration_mps2", "objects_timeout_s", "object_velocity_window_s",
         )  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
@@ -130,6 +144,16 @@ class OnlineConfig:
                 f"stop_deceleration_mps2 {self.stop_deceleration_mps2} exceeds the validator's braking limit "
                 f"{braking_limit}: the stop trajectory must pass validation"
             )
+        decelerations = self.guard_decelerations_mps2
+        if not decelerations or list(decelerations) != sorted(decelerations) or decelerations[0] <= 0:
+            raise ValueError(f"guard_decelerations_mps2 must be positive and ascending, got {decelerations}")
+        if decelerations[-1] > self.validator.max_deceleration_mps2:
+            raise ValueError(
+                f"guard deceleration {decelerations[-1]} exceeds the validator's {self.validator.max_deceleration_mps2}"
+                ": a braked plan must pass validation"
+            )
+        if not self.collision_clearance_m >= 0:
+            raise ValueError(f"collision_clearance_m must be >= 0, got {self.collision_clearance_m}")
         if self.plan_headings not in PLAN_HEADINGS:
             raise ValueError(f"plan_headings must be one of {', '.join(PLAN_HEADINGS)}, got {self.plan_headings!r}")
         if self.invalid_plan_handling not in INVALID_PLAN_HANDLING:
@@ -191,6 +215,18 @@ def _resampled_from(plan: PlanOutput, stamp_s: float, pose: np.ndarray) -> np.nd
     return world_to_ego(interpolate_poses(times, world, wanted), pose)
 
 
+@dataclass(frozen=True)
+class _ObjectList:
+    """The newest object list: boxes ``[M, 5]`` (centre x, y, heading, length, width) and velocities ``[M, 2]`` in
+    ``frame`` at ``stamp_s``; ``ids`` name them for the next list's velocity estimates."""
+
+    stamp_s: float
+    frame: str
+    ids: tuple[str, ...]
+    boxes: np.ndarray
+    velocities: np.ndarray
+
+
 class _Input:
     """Arrival bookkeeping for one input: last stamp, counts, the last rejection."""
 
@@ -247,6 +283,8 @@ class OnlinePlanner:
         self._command = DrivingCommand.UNKNOWN.value
         self._speed_limit_input = _Input()
         self._speed_limit_mps: float | None = None  # held until the next one: maps publish on change
+        self._objects_input = _Input()
+        self._last_guard: GuardResult | None = None
         self._reset_state(None)
         self._reasoning_failure: tuple[float, str] | None = None
         self._events: deque[tuple[float, Level, str, str]] = deque(maxlen=20)
@@ -254,7 +292,7 @@ class OnlinePlanner:
         self.last_valid_plan: PlanOutput | None = None
         self.counters = {
             "plans": 0, "stop_trajectories": 0, "validator_rejections": 0, "last_valid_republished": 0,
-            "speed_limited": 0,
+            "speed_limited": 0, "collision_guarded": 0,
         }  # fmt: skip
         #: Per series (``TIMINGS``), the newest samples in ms: planning time, reasoning pass time, age of the reasoning
         #: a plan used, and how long a cycle waited between opening and its plan.
@@ -269,6 +307,7 @@ class OnlinePlanner:
         self._frame_span_s = span
         self._odometry: deque[np.ndarray] = deque()  # rows (t, x, y, yaw_unwrapped, speed)
         self._odom_frame = ""
+        self._objects: _ObjectList | None = None  # perception publishes every cycle: nothing to carry over
         self._reasoning: ReasoningResult | None = None
         self._reasoning_stamp_s: float | None = None
         self._reasoning_started_s: float | None = None
@@ -417,6 +456,73 @@ class OnlinePlanner:
             self._speed_limit_mps = limit
             self._speed_limit_input.accept(stamp_s)
 
+    def set_objects(
+        self,
+        stamp_s: float,
+        frame_id: str,
+        ids: list[str],
+        boxes: np.ndarray,
+        velocities: np.ndarray | None = None,
+    ) -> None:
+        """The objects perception reports at ``stamp_s``: ``boxes [M, 5]`` (centre x, y, heading, length, width) and
+        ``velocities [M, 2]`` (m/s) in ``frame_id``, the odometry's frame. Without velocities, each object's comes from
+        its id's previous position (within ``object_velocity_window_s``), else it is taken as standing. A list that
+        cannot be used is refused whole and the previous one ages out."""
+        with self._lock:
+            try:
+                self._check_time(self._objects_input, stamp_s, "objects")
+                boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+                ids = tuple(str(i) for i in ids)
+                if len(ids) != len(boxes):
+                    raise InputRejected(f"objects: {len(ids)} ids for {len(boxes)} boxes")
+                if not np.isfinite(boxes).all() or (boxes[:, 3:] <= 0).any() or (boxes[:, 3:] > 100).any():
+                    raise InputRejected("objects: a box is not finite or its size is not within (0, 100] m")
+                if self._odom_frame and frame_id != self._odom_frame:
+                    raise InputRejected(
+                        f"objects are in frame '{frame_id}', odometry in '{self._odom_frame}': no transform here"
+                    )
+                if velocities is None:
+                    velocities = self._estimated_velocities(stamp_s, frame_id, ids, boxes)
+                velocities = np.asarray(velocities, dtype=np.float64).reshape(-1, 2)
+                if len(velocities) != len(boxes) or not np.isfinite(velocities).all():
+                    raise InputRejected("objects: velocities must be finite, one [vx, vy] per box")
+                if (np.hypot(*velocities.T) > self.config.max_speed_mps).any():
+                    raise InputRejected(f"objects: a velocity beyond {self.config.max_speed_mps:g} m/s")
+            except InputRejected as exc:
+                self._objects_input.reject(stamp_s, str(exc))
+                raise
+            self._objects = _ObjectList(float(stamp_s), frame_id, ids, boxes, velocities)
+            self._objects_input.accept(stamp_s)
+
+    def _estimated_velocities(self, stamp_s: float, frame: str, ids: tuple[str, ...], boxes: np.ndarray) -> np.ndarray:
+        velocities = np.zeros((len(boxes), 2))
+        previous = self._objects
+        if previous is None or previous.frame != frame:
+            return velocities
+        elapsed = stamp_s - previous.stamp_s
+        if not 0 < elapsed <= self.config.object_velocity_window_s:
+            return velocities
+        index = {name: row for row, name in enumerate(previous.ids)}
+        for row, name in enumerate(ids):
+            if name in index:
+                velocities[row] = (boxes[row, :2] - previous.boxes[index[name], :2]) / elapsed
+        return velocities
+
+    def _obstacles(self, stamp_s: float, pose: np.ndarray) -> Obstacles | None:
+        """The object list moved on to ``stamp_s`` and put in the ego frame of ``pose``; None when there is none
+        young enough (or in another frame)."""
+        objects = self._objects
+        if objects is None or objects.frame != self._odom_frame:
+            return None
+        if abs(stamp_s - objects.stamp_s) > self.config.objects_timeout_s:
+            return None
+        centres = objects.boxes[:, :2] + (stamp_s - objects.stamp_s) * objects.velocities
+        local = world_to_ego(np.column_stack([centres, objects.boxes[:, 2]]), pose)
+        c, s = np.cos(pose[2]), np.sin(pose[2])
+        velocities = objects.velocities @ np.array([[c, -s], [s, c]])  # world → ego: rotate by −yaw
+        boxes = np.column_stack([local[:, :2], wrap_angle(local[:, 2]), objects.boxes[:, 3:]])
+        return Obstacles(boxes, velocities)
+
     def reject(self, source: str, stamp_s: float, reason: str) -> None:
         """Record a message the caller could not even decode (``source``: a camera name or "odometry")."""
         with self._lock:
@@ -433,7 +539,7 @@ class OnlinePlanner:
         if stamp_s < last - self.config.clock_reset_s:
             self._event(stamp_s, Level.WARN, what, f"time went back {last - stamp_s:.1f} s: all inputs restarted")
             self._reset_state(stamp_s)
-            for other in [*self._camera_inputs.values(), self._odometry_input]:
+            for other in [*self._camera_inputs.values(), self._odometry_input, self._objects_input]:
                 other.last_stamp_s = None
             return
         raise InputRejected(f"{what}: stamp {stamp_s:.3f} is not after the previous {last:.3f} (out of order)")
@@ -597,6 +703,16 @@ class OnlinePlanner:
                 limited = limit_speed(poses, self.dt_s, speed, self._speed_limit_mps, cfg.speed_limit_deceleration_mps2)
                 self.counters["speed_limited"] += int(not np.array_equal(limited, poses))
                 poses = limited
+            obstacles = self._obstacles(stamp, pose) if cfg.collision_guard else None
+            self._last_guard = None
+            if obstacles is not None:
+                guard = guard_plan(
+                    poses, self.dt_s, speed, obstacles, cfg.guard_decelerations_mps2, cfg.vehicle,
+                    cfg.collision_clearance_m,
+                )  # fmt: skip
+                self._last_guard = guard
+                self.counters["collision_guarded"] += int(guard.deceleration_mps2 > 0)
+                poses = guard.poses
             if cfg.plan_headings == "path":
                 poses[:, 2] = path_headings(poses, cfg.validator.min_segment_m)
             validation = validate_trajectory(poses, self.dt_s, speed, cfg.validator)
@@ -674,6 +790,7 @@ class OnlinePlanner:
             out.append(self._input_status("odometry", self._odometry_input, now_s, cfg.odometry_timeout_s))
             out.append(self._command_status(now_s))
             out.append(self._speed_limit_status(now_s))
+            out.append(self._objects_status(now_s))
             out.append(self._reasoning_status(now_s))
             plan = self.last_plan
             if plan is None:
@@ -748,6 +865,27 @@ class OnlinePlanner:
         if limit is None:
             return Status("speed limit", Level.OK, "no speed limit received: plans are not held to one", values)
         return Status("speed limit", Level.OK, f"plans held to {limit:.1f} m/s", values)
+
+    def _objects_status(self, now_s: float) -> Status:
+        record, objects, guard = self._objects_input, self._objects, self._last_guard
+        values = {"objects": "0" if objects is None else str(len(objects.ids)), **record.values()}
+        if guard is not None:
+            values["guard_deceleration_mps2"] = f"{guard.deceleration_mps2:.1f}"
+        if not self.config.collision_guard:
+            return Status("objects", Level.OK, "collision guard off: plans are not checked against objects", values)
+        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
+            return Status("objects", Level.WARN, f"dropped an object list: {record.last_rejection[1]}", values)
+        if objects is None:
+            return Status("objects", Level.OK, "no object list received: plans are not checked against objects", values)
+        age = now_s - objects.stamp_s
+        values["age_s"] = f"{age:.2f}"
+        if age > self.config.objects_timeout_s:
+            return Status("objects", Level.WARN, f"object list {age:.2f} s old: plans go out unchecked", values)
+        if guard is not None and guard.unavoidable:
+            return Status("objects", Level.WARN, "an object comes at the ego: braking hardest", values)
+        if guard is not None and guard.deceleration_mps2 > 0:
+            return Status("objects", Level.OK, f"braking at {guard.deceleration_mps2:.1f} m/s² for an object", values)
+        return Status("objects", Level.OK, f"plans clear of {len(objects.ids)} objects", values)
 
     def _reasoning_status(self, now_s: float) -> Status:
         cfg = self.config

@@ -59,7 +59,9 @@ class DeployedPlanner(Planner):
     ``scene.metadata["time_s"]``. The scene's ego pose and speed arrive as odometry, its newest camera frame as an
     image and (``map_speed_limit``) the limit of the lane under the ego as the speed limit a car's map gives; a
     reasoning pass runs when one is due (at ``reasoning_rate_hz`` of the drive's time, inline), and the core plans —
-    validating the plan and falling back as on the car. Call it every tick (the node's 10 Hz)."""
+    validating the plan and falling back as on the car. With ``object_list``, the scene's other road users arrive as
+    the object list a car's perception reports (boxes and velocities), for the core's collision guard. Call it every
+    tick (the node's 10 Hz)."""
 
     needs_camera = True
     CAMERA = "front"
@@ -70,23 +72,32 @@ class DeployedPlanner(Planner):
         name: str = "spanvla",
         config: OnlineConfig = OnlineConfig(),
         map_speed_limit: bool = True,
+        object_list: bool = True,
     ) -> None:
         meta = runtime.meta
         super().__init__(PlannerConfig(num_poses=meta["num_poses"], dt_s=meta["dt_s"]))
         self.runtime = runtime
         self.name = name
         self.map_speed_limit = map_speed_limit
+        self.object_list = object_list
         self.core = OnlinePlanner(runtime, [self.CAMERA], config)
         self.driver = SyncDriver(self.core)
         self.last_output: PlanOutput | None = None
 
     @classmethod
     def from_name(
-        cls, spec: str, backend: str = "torch", config: OnlineConfig = OnlineConfig(), map_speed_limit: bool = True
+        cls,
+        spec: str,
+        backend: str = "torch",
+        config: OnlineConfig = OnlineConfig(),
+        map_speed_limit: bool = True,
+        object_list: bool = True,
     ) -> DeployedPlanner:
         artifact = spec.split(":", 1)[1] if spec.startswith("model:") else spec
         runtime = SpanVLARuntime.from_checkpoint_or_export(backend, artifact, threads=1)
-        return cls(runtime, name=f"model:{artifact}", config=config, map_speed_limit=map_speed_limit)
+        return cls(
+            runtime, name=f"model:{artifact}", config=config, map_speed_limit=map_speed_limit, object_list=object_list
+        )
 
     def plan(self, scene: Scene) -> Trajectory:
         frames = scene.metadata.get(CAMERA_FRAMES)
@@ -100,6 +111,8 @@ class DeployedPlanner(Planner):
         limit = speed_limit_at(scene, None) if self.map_speed_limit else None
         if limit is not None:  # off the map the last limit holds, as on a car between map updates
             core.set_speed_limit(now, limit)
+        if self.object_list:
+            core.set_objects(now, "map", *scene_objects(scene))
         output = self.driver.cycle(now).plan
         self.last_output = output
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile
@@ -110,3 +123,14 @@ class DeployedPlanner(Planner):
     @property
     def counters(self) -> dict[str, int]:
         return dict(self.core.counters)
+
+
+def scene_objects(scene: Scene) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The scene's other road users now as an object list: ids, boxes ``[M, 5]`` (centre x, y, heading, length,
+    width) and velocities ``[M, 2]``, world frame."""
+    ids = [agent.id for agent in scene.agents]
+    boxes = np.array([[*agent.poses[0][:3], agent.length_m, agent.width_m] for agent in scene.agents]).reshape(-1, 5)
+    velocities = np.array(
+        [agent.velocities_mps[0] if len(agent.velocities_mps) else (0.0, 0.0) for agent in scene.agents]
+    ).reshape(-1, 2)
+    return ids, boxes, velocities

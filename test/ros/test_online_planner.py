@@ -365,3 +365,36 @@ def test_a_speed_limit_holds_plans_to_it_and_a_bad_one_is_refused(runtime):
             planner.set_speed_limit(2.1, bad)
     assert status(planner, 2.1, "speed limit").level == Level.WARN
     assert planner._speed_limit_mps == 10.0  # the last good limit holds
+
+
+def test_an_object_list_brakes_plans_that_would_hit_a_car_and_a_bad_or_stale_one_is_not_used(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    assert "no object list" in status(planner, 0.0, "objects").message
+    drive(planner, 0.0, 2.0, speed=15.0)
+    assert reason(planner, 2.0)
+    free = planner.plan(2.0)
+    assert free.poses_ego[-1, 0] > 50.0  # the model keeps near the ego's 15 m/s
+    # A car standing in the lane 35 m ahead of the rear axle (world frame: the ego is at x = 30).
+    planner.set_objects(2.0, "odom", ["parked"], np.array([[65.0, 0.0, 0.0, 4.5, 1.9]]), np.zeros((1, 2)))
+    drive(planner, 2.1, 2.1, speed=15.0, x0=31.5)
+    braked = planner.plan(2.1)
+    assert not braked.safe_stop and braked.validation.valid
+    front = braked.poses_ego[:, 0] + 1.4 + 2.4  # the ego box's front
+    assert front.max() < 65.0 - 31.5 - 2.25  # stops short of the car's rear
+    assert planner.counters["collision_guarded"] == 1
+    assert "braking at" in status(planner, 2.1, "objects").message
+    # Positions without velocities: the id's previous position gives it (1 m in 0.2 s).
+    planner.set_objects(2.2, "odom", ["parked"], np.array([[66.0, 0.0, 0.0, 4.5, 1.9]]))
+    assert np.allclose(planner._objects.velocities, [[5.0, 0.0]])
+    for bad in (np.array([[np.nan, 0, 0, 4.5, 1.9]]), np.array([[70.0, 0, 0, -1.0, 1.9]])):
+        with pytest.raises(InputRejected):
+            planner.set_objects(2.3, "odom", ["x"], bad)
+    with pytest.raises(InputRejected, match="frame 'map'"):
+        planner.set_objects(2.3, "map", ["x"], np.array([[70.0, 0, 0, 4.5, 1.9]]))
+    assert status(planner, 2.3, "objects").level == Level.WARN
+    # The last good list ages out: plans go out unchecked, and the status says so.
+    drive(planner, 2.2, 3.0, speed=15.0, x0=33.0)
+    assert reason(planner, 3.0)
+    late = planner.plan(3.0)
+    assert late.poses_ego[-1, 0] > 50.0 and planner.counters["collision_guarded"] == 1
+    assert "plans go out unchecked" in status(planner, 4.5, "objects").message  # after the dropped list's WARN

@@ -1,0 +1,149 @@
+"""The collision guard: a plan checked against the objects perception reports before it is published, braked along
+its own path when it would run into one (the role of Autoware's obstacle stop and emergency braking).
+
+Objects are oriented boxes with velocities in the ego frame at plan time, predicted at constant velocity. The ego's
+box, grown by a clearance, is swept along the plan and on past its end, braking to a standstill (at the plan's own
+braking, the gentlest for a plan as made): a plan that ends clear but too fast to stop behind what it follows is not
+clear, so braking starts while it can still be gentle. The plan collides at its first pose whose box overlaps a
+predicted object that does not first touch the ego's rear (a car closing in from behind is not braked for: braking
+would only bring it sooner). Of the plan as made and the plan braked at each of the guard's decelerations, the guard keeps the
+gentlest that stays clear; when none does (something comes at the ego), the one whose first contact comes latest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from ..scene import VehicleDimensions, box_corners
+from .speed_limit import brake_along_path
+
+#: The time step of the contact check.
+CHECK_DT_S = 0.1
+
+
+@dataclass(frozen=True)
+class Obstacles:
+    """Boxes ``[M, 5]`` (centre x, y, heading, length, width) and velocities ``[M, 2]`` (m/s), ego frame at plan
+    time, the ego's rear axle at the origin."""
+
+    boxes: np.ndarray
+    velocities: np.ndarray
+
+    def __post_init__(self) -> None:
+        boxes, velocities = np.asarray(self.boxes, np.float64), np.asarray(self.velocities, np.float64)
+        if boxes.ndim != 2 or boxes.shape[1] != 5 or velocities.shape != (len(boxes), 2):
+            raise ValueError(f"obstacles need boxes [M, 5] and velocities [M, 2], got {boxes.shape}, {velocities.shape}")
+        object.__setattr__(self, "boxes", boxes)
+        object.__setattr__(self, "velocities", velocities)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def at(self, times_s: np.ndarray) -> np.ndarray:
+        """Box corners ``[T, M, 4, 2]`` at each time, every object moving on at its velocity."""
+        centres = self.boxes[None, :, :2] + np.asarray(times_s)[:, None, None] * self.velocities[None]
+        poses = np.concatenate([centres, np.broadcast_to(self.boxes[None, :, 2:3], centres.shape[:2] + (1,))], axis=2)
+        return box_corners(poses, self.boxes[None, :, 3], self.boxes[None, :, 4])
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    poses: np.ndarray
+    #: The deceleration the plan was braked at (0: kept as made).
+    deceleration_mps2: float
+    #: When (s after plan time; past the plan's end: the stop beyond it) the plan as made would touch an object; None
+    #: when it stays clear.
+    contact_s: float | None
+    #: Whether the kept plan still touches an object within the horizon.
+    unavoidable: bool
+
+
+def stop_beyond(poses_ego: np.ndarray, dt_s: float, deceleration_mps2: float) -> np.ndarray:
+    """The plan followed by a stop along its last segment at ``deceleration_mps2`` from its final speed, one pose
+    every ``dt_s``."""
+    poses = np.asarray(poses_ego, dtype=np.float64)
+    last = poses[-1] - (poses[-2] if len(poses) > 1 else np.zeros(3))
+    speed = float(np.hypot(last[0], last[1])) / dt_s
+    steps = int(np.ceil(speed / deceleration_mps2 / dt_s))
+    if steps == 0:
+        return poses
+    t = dt_s * np.arange(1, steps + 1)
+    along = speed * t - 0.5 * deceleration_mps2 * np.minimum(t, speed / deceleration_mps2) ** 2
+    along[t > speed / deceleration_mps2] = speed**2 / (2 * deceleration_mps2)
+    direction = np.array([np.cos(poses[-1, 2]), np.sin(poses[-1, 2])])
+    tail = np.column_stack([poses[-1, :2] + along[:, None] * direction, np.full(steps, poses[-1, 2])])
+    return np.vstack([poses, tail])
+
+
+def first_contact(
+    poses_ego: np.ndarray,
+    dt_s: float,
+    obstacles: Obstacles,
+    ego: VehicleDimensions = VehicleDimensions(),
+    clearance_m: float = 0.5,
+) -> float | None:
+    """The time (s after plan time) at which the ego's box (grown by ``clearance_m`` on every side) first overlaps an
+    object that does not come at it from behind; None when the poses stay clear."""
+    if len(obstacles) == 0:
+        return None
+    # Checked every ``CHECK_DT_S``: at the plan's own spacing, a head-on pair closing at 30 m/s would pass through.
+    substeps = max(1, int(np.ceil(dt_s / CHECK_DT_S - 1e-9)))
+    plan = np.vstack([np.zeros(3), np.asarray(poses_ego, dtype=np.float64)])
+    plan[:, 2] = np.unwrap(plan[:, 2])
+    times = dt_s / substeps * np.arange(1, (len(plan) - 1) * substeps + 1)
+    poses = np.column_stack([np.interp(times, dt_s * np.arange(len(plan)), plan[:, k]) for k in range(3)])
+    ego_boxes = shapely.polygons(
+        box_corners(poses, ego.length_m + 2 * clearance_m, ego.width_m + 2 * clearance_m, ego.rear_axle_to_center_m)
+    )
+    objects = obstacles.at(times)
+    others = shapely.polygons(objects)  # [T, M]
+    touching = shapely.intersects(ego_boxes[:, None], others)
+    touched = touching.any(axis=0)
+    if not touched.any():
+        return None
+    # An object whose first touch comes at the ego's rear is closing in from behind: not the ego's to brake for.
+    first = touching.argmax(axis=0)  # [M]: the first touching time of each object
+    centres = objects[first, np.arange(len(first))].mean(axis=1)  # [M, 2]
+    at = poses[first]
+    heading = np.stack([np.cos(at[:, 2]), np.sin(at[:, 2])], axis=1)
+    offset = centres - (at[:, :2] + ego.rear_axle_to_center_m * heading)
+    along = np.einsum("mk,mk->m", offset, heading) / (ego.length_m + obstacles.boxes[:, 3])
+    across = (heading[:, 0] * offset[:, 1] - heading[:, 1] * offset[:, 0]) / (ego.width_m + obstacles.boxes[:, 4])
+    from_behind = (along < 0) & (np.abs(along) >= np.abs(across))
+    counted = touched & ~from_behind
+    if not counted.any():
+        return None
+    return float(times[first[counted].min()])
+
+
+def guard_plan(
+    poses_ego: np.ndarray,
+    dt_s: float,
+    speed_mps: float,
+    obstacles: Obstacles,
+    decelerations_mps2: tuple[float, ...],
+    ego: VehicleDimensions = VehicleDimensions(),
+    clearance_m: float = 0.5,
+) -> GuardResult:
+    """The plan as made when it (and a stop at the gentlest deceleration beyond it) stays clear of the obstacles;
+    else braked along its path at the gentlest of ``decelerations_mps2`` (ascending) that stays clear, or the one
+    that keeps clear the longest."""
+    poses = np.asarray(poses_ego, dtype=np.float64)
+    if len(obstacles) == 0:
+        return GuardResult(poses.copy(), 0.0, None, False)
+    hit = first_contact(stop_beyond(poses, dt_s, decelerations_mps2[0]), dt_s, obstacles, ego, clearance_m)
+    if hit is None:
+        return GuardResult(poses.copy(), 0.0, None, False)
+    best = GuardResult(poses.copy(), 0.0, hit, True)
+    best_contact = hit
+    for deceleration in decelerations_mps2:
+        braked = brake_along_path(poses, dt_s, speed_mps, deceleration)
+        contact = first_contact(stop_beyond(braked, dt_s, deceleration), dt_s, obstacles, ego, clearance_m)
+        if contact is None:
+            return GuardResult(braked, deceleration, hit, False)
+        if contact > best_contact:
+            best, best_contact = GuardResult(braked, deceleration, hit, True), contact
+    return best
