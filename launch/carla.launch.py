@@ -51,6 +51,7 @@ def generate_launch_description() -> LaunchDescription:
                 "odometry_topic": ["/carla/", role, "/odometry"],
                 "command_topic": ["/carla/", role, "/driving_command"],
                 "speed_limit_topic": ["/carla/", role, "/speed_limit"],
+                "objects_topic": "/carla/markers",
                 "base_frame": role,
                 "output_frame": "map",
             },

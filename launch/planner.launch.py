@@ -32,6 +32,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("odometry_topic", default_value="/odom"),
         DeclareLaunchArgument("command_topic", default_value="/planning/driving_command"),
         DeclareLaunchArgument("speed_limit_topic", default_value="/planning/speed_limit"),
+        DeclareLaunchArgument("objects_topic", default_value="/perception/objects"),
         DeclareLaunchArgument("trajectory_topic", default_value="/planning/trajectory"),
         DeclareLaunchArgument("reasoning_topic", default_value="/planning/reasoning"),
         DeclareLaunchArgument("markers_topic", default_value="/planning/markers"),
@@ -56,6 +57,7 @@ def generate_launch_description() -> LaunchDescription:
                 "odometry_topic": LaunchConfiguration("odometry_topic"),
                 "command_topic": LaunchConfiguration("command_topic"),
                 "speed_limit_topic": LaunchConfiguration("speed_limit_topic"),
+                "objects_topic": LaunchConfiguration("objects_topic"),
             },
         ],
         remappings=[

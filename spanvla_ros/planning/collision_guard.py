@@ -4,10 +4,11 @@ its own path when it would run into one (the role of Autoware's obstacle stop an
 Objects are oriented boxes with velocities in the ego frame at plan time, predicted at constant velocity. The ego's
 box, grown by a clearance, is swept along the plan and on past its end, braking to a standstill (at the plan's own
 braking, the gentlest for a plan as made): a plan that ends clear but too fast to stop behind what it follows is not
-clear, so braking starts while it can still be gentle. The plan collides at its first pose whose box overlaps a
-predicted object that does not first touch the ego's rear (a car closing in from behind is not braked for: braking
-would only bring it sooner). Of the plan as made and the plan braked at each of the guard's decelerations, the guard keeps the
-gentlest that stays clear; when none does (something comes at the ego), the one whose first contact comes latest.
+clear, so braking starts while it can still be gentle. The sweep is checked every 0.1 s; it collides where its box
+overlaps a predicted object that does not first touch the ego's rear (a car closing in from behind is not braked for:
+braking would only bring it sooner). Of the plan as made and the plan braked at each of the guard's decelerations, the
+guard keeps the gentlest that stays clear; when none does (something comes at the ego), the one whose first contact
+comes latest.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class Obstacles:
     def __post_init__(self) -> None:
         boxes, velocities = np.asarray(self.boxes, np.float64), np.asarray(self.velocities, np.float64)
         if boxes.ndim != 2 or boxes.shape[1] != 5 or velocities.shape != (len(boxes), 2):
-            raise ValueError(f"obstacles need boxes [M, 5] and velocities [M, 2], got {boxes.shape}, {velocities.shape}")
+            raise ValueError(
+                f"obstacles need boxes [M, 5] and velocities [M, 2], got {boxes.shape}, {velocities.shape}"
+            )
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "velocities", velocities)
 

@@ -43,6 +43,11 @@ def add_commands(commands) -> None:
     replay.add_argument("--odometry-topic")
     replay.add_argument("--command-topic")
     replay.add_argument("--speed-limit-topic", help="std_msgs/Float64 (m/s); default: one whose name has speed_limit")
+    replay.add_argument(
+        "--objects-topic",
+        help="visualization_msgs/MarkerArray of object boxes for the collision guard; default: one named like objects "
+        "or /carla/markers",
+    )
     replay.add_argument("--planning-rate", type=float, default=10.0)
     replay.add_argument("--reasoning-rate", type=float, default=2.0)
     replay.add_argument("--storage", choices=["mcap", "sqlite3"], help="output bag storage (default: the input's)")
@@ -88,6 +93,7 @@ def _replay(args: argparse.Namespace) -> int:
             odometry_topic=args.odometry_topic,
             command_topic=args.command_topic,
             speed_limit_topic=args.speed_limit_topic,
+            objects_topic=args.objects_topic,
             planning_rate_hz=args.planning_rate,
             reasoning_rate_hz=args.reasoning_rate,
             storage=args.storage,

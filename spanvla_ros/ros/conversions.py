@@ -226,6 +226,57 @@ def path_dt_s(msg: Any, default: float = 0.5) -> float:
     return dt if dt > 1e-6 else default
 
 
+def markers_to_objects(msg: Any) -> tuple[float, str, list[str], np.ndarray]:
+    """``visualization_msgs/MarkerArray`` of perceived objects (CUBE markers, as CARLA-ROS-bridge's ``/carla/markers``)
+    → (stamp, frame, ids ``ns/id``, boxes ``[M, 5]``: centre x, y, heading, length, width). Other marker types and
+    actions are skipped; markers in different frames, or non-finite, are an error."""
+    cube, add = 1, 0  # visualization_msgs/Marker.CUBE, .ADD
+    ids: list[str] = []
+    rows: list[list[float]] = []
+    frames: set[str] = set()
+    stamp = 0.0
+    for marker in msg.markers:
+        if marker.type != cube or marker.action != add:
+            continue
+        frames.add(marker.header.frame_id)
+        stamp = max(stamp, stamp_seconds(marker.header.stamp))
+        q = marker.pose.orientation
+        x, y, z, w = q.x, q.y, q.z, q.w
+        norm = float(np.sqrt(x * x + y * y + z * z + w * w))
+        if not norm > 0:
+            raise ValueError(f"object marker {marker.ns}/{marker.id} has no orientation (zero quaternion)")
+        yaw = float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+        p = marker.pose.position
+        ids.append(f"{marker.ns}/{marker.id}")
+        rows.append([p.x, p.y, yaw, marker.scale.x, marker.scale.y])
+    if len(frames) > 1:
+        raise ValueError(f"object markers come in several frames ({', '.join(sorted(frames))})")
+    boxes = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    if not np.isfinite(boxes).all():
+        raise ValueError("an object marker contains NaN or inf")
+    return stamp, (frames.pop() if frames else ""), ids, boxes
+
+
+def objects_marker_array(stamp_s: float, frame: str, ids: list[int], boxes: np.ndarray, namespace: str = "objects"):
+    """Objects as CUBE markers (the layout of CARLA-ROS-bridge's ``/carla/markers``): box centre, heading, size."""
+    from builtin_interfaces.msg import Time
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    markers = MarkerArray()
+    for marker_id, (x, y, yaw, length, width) in zip(ids, np.asarray(boxes, dtype=np.float64), strict=True):
+        marker = Marker()
+        marker.header.frame_id, marker.header.stamp = frame, seconds_to_stamp(stamp_s, Time)
+        marker.ns, marker.id, marker.type, marker.action = namespace, int(marker_id), Marker.CUBE, Marker.ADD
+        marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = float(x), float(y), 0.8
+        qx, qy, qz, qw = yaw_to_quaternion(float(yaw))
+        o = marker.pose.orientation
+        o.x, o.y, o.z, o.w = qx, qy, qz, qw
+        marker.scale.x, marker.scale.y, marker.scale.z = float(length), float(width), 1.6
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = 0.2, 0.4, 0.9, 0.8
+        markers.markers.append(marker)
+    return markers
+
+
 def marker_array(plan: PlanOutput, output_frame: str, base_frame: str, namespace: str = "spanvla"):
     """RViz markers: the path as a line strip (green; red for a stop trajectory), its poses as spheres, and the
     reasoning's first line as text above the ego."""

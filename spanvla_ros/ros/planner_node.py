@@ -46,6 +46,7 @@ from .conversions import (
     image_layout,
     image_to_rgb,
     marker_array,
+    markers_to_objects,
     odometry_to_pose,
     path_message,
     stamp_seconds,
@@ -139,6 +140,7 @@ class PlannerNode(LifecycleNode):
         command_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         subscribe(String, p["command_topic"], self._on_command, command_qos)
         subscribe(Float64, p["speed_limit_topic"], self._on_speed_limit, command_qos)
+        subscribe(MarkerArray, p["objects_topic"], self._on_objects, qos_profile_sensor_data)
         self._last_levels: dict[str, Level] = {}
         self._keep("timer", self.create_timer(
             1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=MutuallyExclusiveCallbackGroup()
@@ -245,6 +247,18 @@ class PlannerNode(LifecycleNode):
 
     def _on_speed_limit(self, msg: Float64) -> None:
         self._set_held_input("set_speed_limit", msg.data)
+
+    def _on_objects(self, msg: MarkerArray) -> None:
+        if self.core is None:
+            return
+        try:
+            stamp, frame, ids, boxes = markers_to_objects(msg)
+            self.core.set_objects(stamp or self._now(), frame, ids, boxes)
+        except InputRejected as exc:
+            self._warn_throttled(f"objects: {exc}")
+        except ValueError as exc:
+            self.core.reject("objects", self._now(), str(exc))
+            self._warn_throttled(f"objects: {exc}")
 
     def _set_held_input(self, setter: str, value: Any) -> None:
         """An input the core holds until the next one (command, speed limit); a refused one is logged."""

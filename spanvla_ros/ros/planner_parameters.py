@@ -9,6 +9,7 @@ from ..planning.validator import ValidatorConfig
 from ..runtime.artefact import resolve_model
 from ..runtime.drivers import FAULTS
 from ..runtime.online import INVALID_PLAN_HANDLING, PLAN_HEADINGS, OnlineConfig
+from ..scene import VehicleDimensions
 from .parameters import Param
 from .processes import StartupError
 
@@ -48,6 +49,19 @@ PARAMETERS = [
           "the map; held until the next message): plans are re-timed along their path to keep to it"),
     Param("speed_limit_deceleration_mps2", 2.0, "How fast a plan brings an ego above the speed limit down to it",
           0.1, 8.0),
+    Param("objects_topic", "/perception/objects", "Perceived objects (visualization_msgs/MarkerArray of CUBE markers, "
+          "as CARLA-ROS-bridge's /carla/markers: pose = box centre, scale = size, ns/id = identity; velocity from "
+          "each id's previous pose): every plan is checked against them and braked along its path when it would "
+          "hit one"),
+    Param("collision_guard", True, "Check plans against the object list (off: objects are ignored)"),
+    Param("collision_clearance_m", 0.5, "Collision guard: how far the ego's box is grown on every side", 0.0, 5.0),
+    Param("collision_guard_max_deceleration_mps2", 8.0, "Collision guard: hardest braking it may add (at most the "
+          "validator's)", 1.0, 9.8),
+    Param("objects_timeout_s", 0.5, "An object list older than this is not used (WARN)", 0.05, 10.0),
+    Param("vehicle_length_m", 4.8, "The ego's box length (collision guard)", 1.0, 30.0),
+    Param("vehicle_width_m", 2.0, "The ego's box width (collision guard)", 0.5, 5.0),
+    Param("rear_axle_to_center_m", 1.4, "How far the box centre lies ahead of the rear axle (collision guard)",
+          -5.0, 15.0),
     Param("camera_timeout_s", 1.0, "A camera silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("odometry_timeout_s", 0.5, "Odometry silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("reasoning_warn_s", 3.0, "Plans from a reasoning older than this → WARN", 0.1, 600.0),
@@ -115,6 +129,11 @@ def load_runtime(params: dict[str, Any], log) -> tuple[Any, str, str]:
             raise StartupError(f"{message}; the fallback '{fallback}' failed too: {fallback_exc}") from fallback_exc
 
 
+def guard_decelerations(hardest_mps2: float) -> tuple[float, ...]:
+    """The collision guard's braking ladder up to ``hardest_mps2``."""
+    return tuple(d for d in OnlineConfig().guard_decelerations_mps2 if d < hardest_mps2) + (hardest_mps2,)
+
+
 def online_config(p: dict[str, Any]) -> OnlineConfig:
     """The planning core's configuration from the node's parameters."""
     return OnlineConfig(
@@ -134,6 +153,18 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
         plan_headings=p["plan_headings"],
         last_valid_max_age_s=p["last_valid_max_age_s"],
         speed_limit_deceleration_mps2=p["speed_limit_deceleration_mps2"],
+        collision_guard=p["collision_guard"],
+        collision_clearance_m=p["collision_clearance_m"],
+        guard_decelerations_mps2=guard_decelerations(
+            min(p["collision_guard_max_deceleration_mps2"], p["validator_max_deceleration_mps2"])
+        ),
+        objects_timeout_s=p["objects_timeout_s"],
+        vehicle=VehicleDimensions(
+            length_m=p["vehicle_length_m"],
+            width_m=p["vehicle_width_m"],
+            rear_axle_to_center_m=p["rear_axle_to_center_m"],
+            wheelbase_m=p["wheelbase_m"],
+        ),
         validator=ValidatorConfig(
             wheelbase_m=p["wheelbase_m"],
             max_curvature_1pm=p["validator_max_curvature_1pm"],

@@ -28,6 +28,7 @@ from .conversions import (
     ImageConversionError,
     image_layout,
     image_to_rgb,
+    markers_to_objects,
     odometry_to_pose,
     path_dt_s,
     path_to_poses,
@@ -40,6 +41,7 @@ IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
 COMMAND_TYPE = "std_msgs/msg/String"
 SPEED_LIMIT_TYPE = "std_msgs/msg/Float64"
+OBJECTS_TYPE = "visualization_msgs/msg/MarkerArray"
 OUTPUT_PREFIX = "/spanvla_planner"
 
 
@@ -57,6 +59,7 @@ class ReplayConfig:
     odometry_topic: str | None = None  # None = the odometry topic, by type
     command_topic: str | None = None  # None = a String topic whose name contains "command", if any
     speed_limit_topic: str | None = None  # None = a Float64 topic whose name contains "speed_limit", if any
+    objects_topic: str | None = None  # None = a MarkerArray topic named like "objects" or "/carla/markers", if any
     planning_rate_hz: float = 10.0
     reasoning_rate_hz: float = 2.0
     storage: str | None = None  # output bag storage; None = the input's
@@ -73,11 +76,13 @@ class _Topics:
     odometry: str
     command: str | None
     speed_limit: str | None
+    objects: str | None
     storage: str
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return tuple(t for t in (*self.cameras, self.odometry, self.command, self.speed_limit) if t is not None)
+        optional = (self.command, self.speed_limit, self.objects)
+        return tuple(t for t in (*self.cameras, self.odometry, *optional) if t is not None)
 
 
 def select_topics(reader, config: ReplayConfig) -> _Topics:
@@ -105,16 +110,18 @@ def select_topics(reader, config: ReplayConfig) -> _Topics:
             raise ReplayError(f"{config.bag}: no odometry topic (nav_msgs/Odometry); topics: {types}")
         odometry = candidates[0]
 
-    def optional(topic: str | None, msgtype: str, name_part: str, what: str) -> str | None:
-        """A named topic, checked; else the first of ``msgtype`` whose name contains ``name_part``, if any."""
+    def optional(topic: str | None, msgtype: str, name_parts: tuple[str, ...], what: str) -> str | None:
+        """A named topic, checked; else the first of ``msgtype`` whose name contains one of ``name_parts``, if any."""
         if topic:
             return check(topic, (msgtype,), what)
-        return next((t for t, m in sorted(types.items()) if m == msgtype and name_part in t), None)
+        found = (t for t, m in sorted(types.items()) if m == msgtype and any(part in t for part in name_parts))
+        return next(found, None)
 
-    command = optional(config.command_topic, COMMAND_TYPE, "command", "command")
-    speed_limit = optional(config.speed_limit_topic, SPEED_LIMIT_TYPE, "speed_limit", "speed limit")
+    command = optional(config.command_topic, COMMAND_TYPE, ("command",), "command")
+    speed_limit = optional(config.speed_limit_topic, SPEED_LIMIT_TYPE, ("speed_limit",), "speed limit")
+    objects = optional(config.objects_topic, OBJECTS_TYPE, ("objects", "/carla/markers"), "objects")
     storage = config.storage or _storage_of(Path(config.bag))
-    return _Topics(cameras, odometry, command, speed_limit, storage)
+    return _Topics(cameras, odometry, command, speed_limit, objects, storage)
 
 
 def _storage_of(bag: Path) -> str:
@@ -187,6 +194,10 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
                     continue
                 if connection.topic == topics.speed_limit:
                     core.set_speed_limit(bag_time_ns * 1e-9, msg.data)
+                    continue
+                if connection.topic == topics.objects:
+                    stamp, frame, ids, boxes = markers_to_objects(msg)
+                    core.set_objects(stamp or bag_time_ns * 1e-9, frame, ids, boxes)
                     continue
                 stamp = stamp_seconds(msg.header.stamp)
                 if connection.topic in topics.cameras:
@@ -345,6 +356,7 @@ def _report(
             "odometry": topics.odometry,
             "command": topics.command,
             "speed_limit": topics.speed_limit,
+            "objects": topics.objects,
         },
         "plans": len(records),
         "plan_dt_s": dt_s,

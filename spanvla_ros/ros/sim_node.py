@@ -3,7 +3,9 @@
 Publishes ``/clock`` (for ``use_sim_time``), ``/carla/<ego>/rgb_front/image`` + ``camera_info``,
 ``/carla/<ego>/odometry`` (rear axle, frame ``map``, child ``<ego>``), the route's driving command on
 ``/carla/<ego>/driving_command`` and the speed limit of the lane under the ego (m/s, what a map gives) on
-``/carla/<ego>/speed_limit``; subscribes to the planned ``nav_msgs/Path`` and tracks it with the LQR + bicycle.
+``/carla/<ego>/speed_limit``, and every road user, the ego included, as CUBE markers on ``/carla/markers`` (the
+object list the planner's collision guard reads, as the bridge publishes it); subscribes to the planned
+``nav_msgs/Path`` and tracks it with the LQR + bicycle.
 Synchronous mode, as the bridge's ``synchronous_mode_wait_for_vehicle_control_command``: each 0.1 s tick waits
 (up to ``plan_timeout_s`` wall time) for the plan stamped at that tick before stepping; a late plan is counted, and
 the previous plan is followed meanwhile. ``real_time_factor`` paces ticks against the wall clock so reasoning runs
@@ -31,13 +33,14 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float64, String
+from visualization_msgs.msg import MarkerArray
 
 from ..eval import score_trajectory
-from ..scene import Trajectory, ego_to_world, speed_limit_at, world_to_ego
+from ..scene import Trajectory, box_centers, ego_to_world, object_list, speed_limit_at, world_to_ego
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, plot_episode
 from ..sim.world import ENVIRONMENTS
-from .conversions import odometry_message, path_dt_s, path_to_poses, seconds_to_stamp
+from .conversions import objects_marker_array, odometry_message, path_dt_s, path_to_poses, seconds_to_stamp
 from .parameters import Param, declare
 from .processes import run_node
 
@@ -81,6 +84,8 @@ class SimNode(Node):
         self.odom_pub = self.create_publisher(Odometry, f"{prefix}/odometry", 10)
         self.command_pub = self.create_publisher(String, f"{prefix}/driving_command", 10)
         self.speed_limit_pub = self.create_publisher(Float64, f"{prefix}/speed_limit", 10)
+        self.markers_pub = self.create_publisher(MarkerArray, "/carla/markers", 10)
+        self._marker_ids: dict[str, int] = {}  # agent id → marker id, stable over an episode (the ego is 0)
         self.episode_pub = self.create_publisher(String, "/sim/episode", 10)
         self.create_subscription(PathMsg, p["plan_topic"], self._on_plan, 10)
         self.reasoning = ""
@@ -247,8 +252,8 @@ class SimNode(Node):
         return DriveVideo(Path(self.params["output_dir"]) / f"episode_{seed}.mp4", self.camera)
 
     def _publish_tick(self, scene, state: np.ndarray, clock_s: float, with_camera: bool) -> np.ndarray | None:
-        """Publish one tick's clock, odometry, command, speed limit and (``with_camera``) image; return the image
-        rendered."""
+        """Publish one tick's clock, odometry, command, speed limit, road users and (``with_camera``) image; return
+        the image rendered."""
         from builtin_interfaces.msg import Time
 
         stamp = seconds_to_stamp(clock_s, Time)
@@ -259,6 +264,7 @@ class SimNode(Node):
         limit = speed_limit_at(scene, None)
         if limit is not None:  # off the road there is no lane and so no limit to give
             self.speed_limit_pub.publish(Float64(data=limit))
+        self.markers_pub.publish(self._road_users(scene, state, clock_s))
         if with_camera:
             frame = self.camera.render(scene)
             image = Image(height=frame.shape[0], width=frame.shape[1], encoding="rgb8", step=frame.shape[1] * 3)
@@ -268,6 +274,14 @@ class SimNode(Node):
             self.info_pub.publish(camera_info_message(self.camera, image.header))
             return frame
         return None
+
+    def _road_users(self, scene, state: np.ndarray, clock_s: float):
+        dims = scene.ego.dimensions
+        centre = box_centers(np.asarray(state[:3])[None], dims.rear_axle_to_center_m)[0]
+        ids, boxes, _ = object_list(scene)
+        marker_ids = [self._marker_ids.setdefault(name, len(self._marker_ids) + 1) for name in ids]
+        ego_box = np.array([[*centre, state[2], dims.length_m, dims.width_m]])
+        return objects_marker_array(clock_s, "map", [0, *marker_ids], np.vstack([ego_box, boxes]))
 
 
 def camera_info_message(camera: FrontCamera, header) -> CameraInfo:

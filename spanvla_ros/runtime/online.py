@@ -45,6 +45,8 @@ COMMAND_ALIASES = {
     "void": "unknown",
 }
 MAX_IMAGE_SIDE_PX = 8192
+#: An object whose box centre lies this close to the ego's box centre is the ego itself (object lists may carry it).
+EGO_MATCH_M = 1.0
 #: Latency samples kept per series (the newest), for the reports' percentiles and a long-running node's memory.
 TIMING_WINDOW = 100_000
 TIMINGS = ("planning_ms", "reasoning_ms", "reasoning_age_ms", "cycle_delay_ms")
@@ -477,7 +479,9 @@ class OnlinePlanner:
                     raise InputRejected(f"objects: {len(ids)} ids for {len(boxes)} boxes")
                 if not np.isfinite(boxes).all() or (boxes[:, 3:] <= 0).any() or (boxes[:, 3:] > 100).any():
                     raise InputRejected("objects: a box is not finite or its size is not within (0, 100] m")
-                if self._odom_frame and frame_id != self._odom_frame:
+                if not len(boxes):  # nothing around: a list without a frame
+                    frame_id = self._odom_frame
+                elif self._odom_frame and frame_id != self._odom_frame:
                     raise InputRejected(
                         f"objects are in frame '{frame_id}', odometry in '{self._odom_frame}': no transform here"
                     )
@@ -521,12 +525,15 @@ class OnlinePlanner:
         c, s = np.cos(pose[2]), np.sin(pose[2])
         velocities = objects.velocities @ np.array([[c, -s], [s, c]])  # world → ego: rotate by −yaw
         boxes = np.column_stack([local[:, :2], wrap_angle(local[:, 2]), objects.boxes[:, 3:]])
-        return Obstacles(boxes, velocities)
+        # Lists such as CARLA's markers carry the ego too: a box centred on the ego's is the ego.
+        ego = np.hypot(boxes[:, 0] - self.config.vehicle.rear_axle_to_center_m, boxes[:, 1]) < EGO_MATCH_M
+        return Obstacles(boxes[~ego], velocities[~ego])
 
     def reject(self, source: str, stamp_s: float, reason: str) -> None:
-        """Record a message the caller could not even decode (``source``: a camera name or "odometry")."""
+        """Record a message the caller could not even decode (``source``: a camera name, "odometry" or "objects")."""
         with self._lock:
-            record = self._odometry_input if source == "odometry" else self._camera_inputs.get(source)
+            named = {"odometry": self._odometry_input, "objects": self._objects_input}
+            record = named.get(source, self._camera_inputs.get(source))
             if record is not None:
                 record.reject(stamp_s, reason)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..planning import Planner, PlannerConfig, stop_poses
-from ..scene import Scene, Trajectory, speed_limit_at, world_to_ego
+from ..scene import Scene, Trajectory, object_list, speed_limit_at, world_to_ego
 from .drivers import SyncDriver
 from .online import OnlineConfig, OnlinePlanner, PlanOutput
 from .pipeline import SpanVLARuntime
@@ -112,7 +112,7 @@ class DeployedPlanner(Planner):
         if limit is not None:  # off the map the last limit holds, as on a car between map updates
             core.set_speed_limit(now, limit)
         if self.object_list:
-            core.set_objects(now, "map", *scene_objects(scene))
+            core.set_objects(now, "map", *object_list(scene))
         output = self.driver.cycle(now).plan
         self.last_output = output
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile
@@ -123,14 +123,3 @@ class DeployedPlanner(Planner):
     @property
     def counters(self) -> dict[str, int]:
         return dict(self.core.counters)
-
-
-def scene_objects(scene: Scene) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The scene's other road users now as an object list: ids, boxes ``[M, 5]`` (centre x, y, heading, length,
-    width) and velocities ``[M, 2]``, world frame."""
-    ids = [agent.id for agent in scene.agents]
-    boxes = np.array([[*agent.poses[0][:3], agent.length_m, agent.width_m] for agent in scene.agents]).reshape(-1, 5)
-    velocities = np.array(
-        [agent.velocities_mps[0] if len(agent.velocities_mps) else (0.0, 0.0) for agent in scene.agents]
-    ).reshape(-1, 2)
-    return ids, boxes, velocities

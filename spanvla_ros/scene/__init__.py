@@ -30,6 +30,7 @@ from .types import (
     VehicleDimensions,
     lane_relation,
     lane_union,
+    object_list,
     speed_limit_at,
     validate_poses,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "interpolate_poses",
     "lane_relation",
     "lane_union",
+    "object_list",
     "speed_limit_at",
     "lateral_offset",
     "line_frame",

@@ -341,6 +341,17 @@ def _check_array(value: Any, shape: tuple[int | None, ...], name: str, min_rows:
         raise SceneError(f"{name}: contains NaN or inf")
 
 
+def object_list(scene: Scene) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The scene's other road users now, as a perception object list: ids, boxes ``[M, 5]`` (centre x, y, heading,
+    length, width) and velocities ``[M, 2]`` (m/s), world frame."""
+    agents = scene.agents
+    boxes = np.array([[*agent.poses[0][:3], agent.length_m, agent.width_m] for agent in agents]).reshape(-1, 5)
+    velocities = np.array(
+        [agent.velocities_mps[0] if len(agent.velocities_mps) else (0.0, 0.0) for agent in agents]
+    ).reshape(-1, 2)
+    return [agent.id for agent in agents], boxes, velocities
+
+
 def speed_limit_at(scene: Scene, default: float | None) -> float | None:
     """The lowest speed limit of the lanes under the ego (what a car's map gives), or ``default`` off the map."""
     point = shapely.Point(scene.ego.pose[:2])

@@ -19,6 +19,7 @@ def planner(tmp_path_factory):
             "odometry_topic": "/test/odom",
             "command_topic": "/test/command",
             "speed_limit_topic": "/test/speed_limit",
+            "objects_topic": "/test/objects",
             "camera_timeout_s": 0.6,
             "diagnostics_rate_hz": 5.0,
         },
@@ -173,6 +174,76 @@ def test_a_speed_limit_from_the_map_holds_the_paths_to_it(planner):
             lambda: any("keeping 4.0 m/s" in s.message and s.level[0] == 1 for s in statuses()),
             60,
             "a WARN naming the refused limit",
+        )
+        vehicle.stop()
+        assert process.poll() is None, "planner_node died"
+    finally:
+        test.close()
+
+
+def test_a_car_standing_ahead_on_the_object_list_brakes_the_paths(planner):
+    """CUBE markers on the objects topic (the ego's own box among them, as CARLA's /carla/markers): a car standing in
+    the lane ahead makes the published paths brake short of it, and the diagnostics say so; a marker with NaN is
+    named in a WARN."""
+    import time
+
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Path
+    from visualization_msgs.msg import MarkerArray
+
+    from spanvla_ros.ros.conversions import objects_marker_array, path_to_poses
+
+    process, log = planner
+    test = RosProbe()
+    try:
+        test.collect(Path, "/spanvla_planner/output/trajectory")
+        test.collect(DiagnosticArray, "/diagnostics")
+        objects = test.node.create_publisher(MarkerArray, "/test/objects", 10)
+        vehicle = Vehicle(test, "/test/camera/image_raw")
+        vehicle.start()
+        statuses = lambda: [  # noqa: E731
+            s for m in test.messages("/diagnostics") for s in m.status if s.name == "spanvla_planner: objects"
+        ]
+        placed: list[tuple[float, float]] = []  # (wall time, x) of the parked car, re-placed as the ego nears it
+
+        def publish_objects(bad: bool = False) -> None:
+            now = time.time()
+            ego_x = SPEED * (now - vehicle._start)
+            if not placed or placed[-1][1] < ego_x + 15.0:  # the fake vehicle does not follow the plans
+                placed.append((now, ego_x + 45.0))
+            boxes = np.array([[ego_x + 1.4, 0.0, 0.0, 4.8, 2.0], [placed[-1][1], 0.0, 0.0, 4.5, 1.9]])
+            if bad:
+                boxes[1, 0] = np.nan
+            objects.publish(objects_marker_array(now, "odom", [0, 7], boxes))
+
+        def braking() -> bool:
+            publish_objects()
+            return any("braking at" in s.message for s in statuses())
+
+        wait_for(braking, 60, f"the collision guard braking in the diagnostics ({log})")
+        test.clear("/spanvla_planner/output/trajectory")
+        wait_for(
+            lambda: publish_objects() or len(test.messages("/spanvla_planner/output/trajectory")) >= 20,
+            60,
+            "paths with the car ahead",
+        )
+        checked = 0
+        for message in test.messages("/spanvla_planner/output/trajectory"):
+            stamp, _, poses = path_to_poses(message)
+            if any(stamp - 1.0 < t <= stamp for t, _ in placed[1:]):
+                continue  # the car moved while this plan was made
+            car_x = [x for t, x in placed if t <= stamp][-1]
+            gap = car_x - SPEED * (stamp - vehicle._start)
+            free_end = SPEED * 5.0  # what the model plans without the car (asserted in the first test: > 10 m)
+            assert poses[-1, 0] + 3.8 < max(gap - 2.25, 0.0) or poses[-1, 0] < free_end / 4, (gap, poses[-1, 0])
+            checked += 1
+        assert checked >= 5
+
+        test.clear("/diagnostics")
+        wait_for(
+            lambda: publish_objects(bad=True) or any(s.level[0] == 1 and "NaN" in s.message for s in statuses()),
+            60,
+            "a WARN naming the bad object list",
         )
         vehicle.stop()
         assert process.poll() is None, "planner_node died"

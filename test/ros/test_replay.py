@@ -13,13 +13,13 @@ pytestmark = pytest.mark.ros
 
 
 def record_drive(path, storage: str, seconds: float = 6.0) -> None:
-    """An expert drive of the highway scene: odometry at 10 Hz, the front camera at 10 Hz, the route command and the
-    lane's speed limit."""
+    """An expert drive of the highway scene: odometry at 10 Hz, the front camera at 10 Hz, the route command, the
+    lane's speed limit and the other cars as object markers."""
     from std_msgs.msg import Float64, String
 
-    from spanvla_ros.scene import speed_limit_at
-
     from spanvla_ros.ros.bag import BagWriter
+    from spanvla_ros.ros.conversions import objects_marker_array
+    from spanvla_ros.scene import object_list, speed_limit_at
     from spanvla_ros.sim import ExpertPlanner, HighwayWorld, WorldConfig
     from spanvla_ros.sim.camera import CameraConfig, FrontCamera
 
@@ -37,6 +37,9 @@ def record_drive(path, storage: str, seconds: float = 6.0) -> None:
             writer.write("/vehicle/camera/image_raw", image_message(t, camera.render(scene)), ns)
             writer.write("/vehicle/driving_command", String(data=scene.command.value), ns)
             writer.write("/vehicle/speed_limit", Float64(data=speed_limit_at(scene, 30.0)), ns)
+            names, boxes, _ = object_list(scene)
+            ids = [int("".join(filter(str.isdigit, name)) or index) for index, name in enumerate(names)]
+            writer.write("/vehicle/objects", objects_marker_array(t, "map", ids, boxes), ns)
             scene = world.step(expert.plan(scene))
 
 
@@ -58,7 +61,7 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
     first, second = reports
     assert first["topics"] == {
         "cameras": ["/vehicle/camera/image_raw"], "odometry": "/vehicle/odom", "command": "/vehicle/driving_command",
-        "speed_limit": "/vehicle/speed_limit",
+        "speed_limit": "/vehicle/speed_limit", "objects": "/vehicle/objects",
     }  # fmt: skip
     assert first["plans"] >= 35 and first["plans_with_future"] >= 5
     assert first["plan_dt_s"] == 0.5  # the artefact's spacing
@@ -68,6 +71,8 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
     validation = first["validation"]  # the planning core's counters
     assert validation["plans"] == first["plans"] and validation["stop_trajectories"] == first["stop_trajectories"]
     assert 0 <= validation["validator_rejections"] <= validation["plans"]
+    assert 0 <= validation["collision_guarded"] <= validation["plans"]
+    assert first["dropped_messages"] == 0  # the object lists too were taken (in the odometry's frame)
     assert first["ade_m"] == second["ade_m"]
     with AnyReader([tmp_path / "first" / "outputs"]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
