@@ -97,7 +97,11 @@ def drive_table() -> None:
                 f" ({gain['mean']:+.3f}, 95 % CI [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}])" if gain else ""
             )
             print(f"| {key} | {row['pdms']:.3f}{interval} | {row['epdms']:.3f} | {row.get('ade_m', 0):.2f} | | | | |")
-    for key in ("constant_velocity_speed_limited", "model_without_speed_limit"):  # closed-loop references only
+    closed_only = (
+        "constant_velocity_speed_limited", "constant_velocity_guarded", "model_without_collision_guard",
+        "model_without_speed_limit",
+    )  # fmt: skip
+    for key in closed_only:  # closed-loop references only
         if key in cl:
             gain = cl[key]["minus_model"]
             cells = (

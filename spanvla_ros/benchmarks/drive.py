@@ -8,8 +8,10 @@
 * closed loop through the node's planning core at 10 Hz, all six environments: driving score, collision rate,
   off-road rate and a failure breakdown by environment and kind, each episode's driving score, and the references'
   difference to the model on the same episodes with a paired bootstrap 95 % interval. The core holds the model's
-  plans to the lane's speed limit (as the node does with a map's); so that the model's own share shows, the references
-  include constant velocity held to the same limit and the model without it.
+  plans to the lane's speed limit (as the node does with a map's) and its collision guard checks them against the
+  other road users (as the node does with perception's object list); so that the model's own share shows, the
+  references include constant velocity held to the same limit and guarded alike, the model without the guard, and
+  the model with neither.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import numpy as np
 from ..data.scenes import HELD_OUT_SEED, evaluation_scenes
 from ..eval.open_loop import ablate_frames, evaluate_open_loop
 from ..planning import ConstantVelocityPlanner, Planner, limit_speed
+from ..planning.collision_guard import Obstacles, guard_plan
 from ..runtime.online import OnlineConfig
-from ..scene import Scene, Trajectory, speed_limit_at
+from ..scene import Scene, Trajectory, object_list, speed_limit_at
 from ..sim import ExpertPlanner
 from ..sim.camera_style import HELD_OUT_STYLES
 from ..sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
@@ -57,6 +60,24 @@ class SpeedLimitedConstantVelocity(ConstantVelocityPlanner):
             return plan
         deceleration = OnlineConfig().speed_limit_deceleration_mps2
         return Trajectory(limit_speed(plan.poses, plan.dt_s, scene.ego.speed_mps, limit, deceleration), plan.dt_s)
+
+
+class GuardedConstantVelocity(SpeedLimitedConstantVelocity):
+    """Constant velocity held to the speed limit and checked by the collision guard against the other road users, as
+    the planning core checks the model's plans."""
+
+    name = "constant-velocity-guarded"
+
+    def plan(self, scene: Scene) -> Trajectory:
+        plan = super().plan(scene)
+        config = OnlineConfig()
+        _, boxes, velocities = object_list(scene)
+        obstacles = Obstacles.in_ego_frame(boxes, velocities, scene.ego.pose)
+        guarded = guard_plan(
+            plan.poses, plan.dt_s, scene.ego.speed_mps, obstacles, config.guard_decelerations_mps2,
+            scene.ego.dimensions, config.collision_clearance_m,
+        )  # fmt: skip
+        return Trajectory(guarded.poses, plan.dt_s)
 
 
 def _open_loop(planner, scenes) -> dict[str, Any]:
@@ -117,7 +138,9 @@ def run(
     closed_references: dict[str, Planner] = {
         **reference,
         "constant_velocity_speed_limited": SpeedLimitedConstantVelocity(),
-        "model_without_speed_limit": DeployedPlanner.from_name(checkpoint, map_speed_limit=False),
+        "constant_velocity_guarded": GuardedConstantVelocity(),
+        "model_without_speed_limit": DeployedPlanner.from_name(checkpoint, map_speed_limit=False, object_list=False),
+        "model_without_collision_guard": DeployedPlanner.from_name(checkpoint, object_list=False),
     }
     for name, planner in {**closed_references, "model": DeployedPlanner.from_name(checkpoint)}.items():
         summary = evaluate_closed_loop(planner, episodes, seed, config, progress=False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from ..scene import VehicleDimensions, box_corners
+from ..scene import VehicleDimensions, box_corners, world_to_ego, wrap_angle
 from .speed_limit import brake_along_path
 
 #: The time step of the contact check.
@@ -41,6 +41,18 @@ class Obstacles:
             )
         object.__setattr__(self, "boxes", boxes)
         object.__setattr__(self, "velocities", velocities)
+
+    @classmethod
+    def in_ego_frame(cls, boxes: np.ndarray, velocities: np.ndarray, pose: np.ndarray) -> Obstacles:
+        """Boxes and velocities given in the world frame, seen from the ego at ``pose`` (x, y, heading)."""
+        boxes, velocities = np.asarray(boxes, np.float64).reshape(-1, 5), np.asarray(velocities, np.float64)
+        local = world_to_ego(boxes[:, :3], np.asarray(pose, dtype=np.float64))
+        c, s = np.cos(pose[2]), np.sin(pose[2])
+        rotated = velocities.reshape(-1, 2) @ np.array([[c, -s], [s, c]])  # world → ego: rotate by −heading
+        return cls(np.column_stack([local[:, :2], wrap_angle(local[:, 2]), boxes[:, 3:]]), rotated)
+
+    def without(self, drop: np.ndarray) -> Obstacles:
+        return Obstacles(self.boxes[~drop], self.velocities[~drop])
 
     def __len__(self) -> int:
         return len(self.boxes)

@@ -27,7 +27,7 @@ from ..observation import ObservationSpec, ego_inputs, frame_picks
 from ..planning import limit_speed, stop_poses
 from ..planning.collision_guard import GuardResult, Obstacles, guard_plan
 from ..planning.validator import ValidationResult, ValidatorConfig, path_headings, validate_trajectory
-from ..scene import DrivingCommand, VehicleDimensions, ego_to_world, interpolate_poses, world_to_ego, wrap_angle
+from ..scene import DrivingCommand, VehicleDimensions, ego_to_world, interpolate_poses, world_to_ego
 from .pipeline import ReasoningResult, SpanVLARuntime
 
 #: Free-text and CARLA RoadOption names accepted as driving commands (case-insensitive).
@@ -520,14 +520,14 @@ class OnlinePlanner:
             return None
         if abs(stamp_s - objects.stamp_s) > self.config.objects_timeout_s:
             return None
-        centres = objects.boxes[:, :2] + (stamp_s - objects.stamp_s) * objects.velocities
-        local = world_to_ego(np.column_stack([centres, objects.boxes[:, 2]]), pose)
-        c, s = np.cos(pose[2]), np.sin(pose[2])
-        velocities = objects.velocities @ np.array([[c, -s], [s, c]])  # world → ego: rotate by −yaw
-        boxes = np.column_stack([local[:, :2], wrap_angle(local[:, 2]), objects.boxes[:, 3:]])
+        boxes = objects.boxes.copy()
+        boxes[:, :2] += (stamp_s - objects.stamp_s) * objects.velocities
+        obstacles = Obstacles.in_ego_frame(boxes, objects.velocities, pose)
         # Lists such as CARLA's markers carry the ego too: a box centred on the ego's is the ego.
-        ego = np.hypot(boxes[:, 0] - self.config.vehicle.rear_axle_to_center_m, boxes[:, 1]) < EGO_MATCH_M
-        return Obstacles(boxes[~ego], velocities[~ego])
+        local = obstacles.boxes
+        return obstacles.without(
+            np.hypot(local[:, 0] - self.config.vehicle.rear_axle_to_center_m, local[:, 1]) < EGO_MATCH_M
+        )
 
     def reject(self, source: str, stamp_s: float, reason: str) -> None:
         """Record a message the caller could not even decode (``source``: a camera name, "odometry" or "objects")."""

@@ -136,3 +136,20 @@ def test_the_speed_limited_constant_velocity_reference_keeps_to_the_lane_limit()
     assert speeds[-1] == pytest.approx(limit)
     slow = straight_road_scene(ego_speed_mps=5.0)
     assert np.array_equal(SpeedLimitedConstantVelocity().plan(slow).poses, ConstantVelocityPlanner().plan(slow).poses)
+
+
+def test_the_collision_guard_keeps_constant_velocity_off_the_car_ahead_on_the_highway():
+    """Constant velocity runs into slower traffic on the highway; the same planner checked by the core's collision
+    guard (the drive benchmark's reference) brakes for it, on the same seeded episodes."""
+    from spanvla_ros.benchmarks.drive import GuardedConstantVelocity, SpeedLimitedConstantVelocity
+    from spanvla_ros.sim.closed_loop import ClosedLoopConfig, run_episode
+
+    config, seeds = ClosedLoopConfig(envs=("highway",), duration_s=12.0), range(4)
+    plain = [run_episode(SpeedLimitedConstantVelocity(), seed, config)[0] for seed in seeds]
+    guarded = [run_episode(GuardedConstantVelocity(), seed, config)[0] for seed in seeds]
+    front = lambda results: sum(  # noqa: E731
+        i.side == "front" for r in results for i in r.infractions if i.kind.startswith("collision")
+    )
+    assert front(plain) >= 2, "the scenario no longer has constant velocity run into anything"
+    assert front(guarded) == 0
+    assert np.mean([r.route_completion for r in guarded]) > 0.3  # it still drives
