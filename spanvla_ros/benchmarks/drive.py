@@ -75,7 +75,7 @@ class GuardedConstantVelocity(SpeedLimitedConstantVelocity):
         obstacles = Obstacles.in_ego_frame(boxes, velocities, scene.ego.pose)
         guarded = guard_plan(
             plan.poses, plan.dt_s, scene.ego.speed_mps, obstacles, config.guard_decelerations_mps2,
-            scene.ego.dimensions, config.collision_clearance_m,
+            scene.ego.dimensions, config.collision_clearance_m, config.collision_headway_s,
         )  # fmt: skip
         return Trajectory(guarded.poses, plan.dt_s)
 

@@ -2,13 +2,14 @@
 its own path when it would run into one (the role of Autoware's obstacle stop and emergency braking).
 
 Objects are oriented boxes with velocities in the ego frame at plan time, predicted at constant velocity. The ego's
-box, grown by a clearance, is swept along the plan and on past its end, braking to a standstill (at the plan's own
-braking, the gentlest for a plan as made): a plan that ends clear but too fast to stop behind what it follows is not
-clear, so braking starts while it can still be gentle. The sweep is checked every 0.1 s; it collides where its box
-overlaps a predicted object that does not first touch the ego's rear (a car closing in from behind is not braked for:
-braking would only bring it sooner). Of the plan as made and the plan braked at each of the guard's decelerations, the
-guard keeps the gentlest that stays clear; when none does (something comes at the ego), the one whose first contact
-comes latest.
+box, grown by a clearance (and ahead by a time gap at its speed), is swept along the plan and on past its end,
+braking to a standstill (at the plan's own braking, the gentlest for a plan as made): a plan that ends clear but too
+fast to stop behind what it follows is not clear, so braking starts while it can still be gentle. The sweep is
+checked every 0.1 s; it collides where its box overlaps a predicted object that does not first touch the ego's rear
+(a car closing in from behind is not braked for: braking would only bring it sooner). Of the plan as made and the plan
+braked at each of the guard's decelerations, the guard keeps the gentlest that keeps the time gap, else the gentlest
+that stays clear, else (something comes at the ego) the one whose first contact comes latest. The time gap keeps the
+car where its training data drove: at an expert's following distance, not bumper to bumper.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from .speed_limit import brake_along_path
 
 #: The time step of the contact check.
 CHECK_DT_S = 0.1
+#: How long braking has to restore a time gap that is already short (a cut-in, a lead braking).
+HEADWAY_RECOVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,10 @@ class GuardResult:
     poses: np.ndarray
     #: The deceleration the plan was braked at (0: kept as made).
     deceleration_mps2: float
-    #: When (s after plan time; past the plan's end: the stop beyond it) the plan as made would touch an object; None
-    #: when it stays clear.
+    #: When (s after plan time; past the plan's end: the stop beyond it) the plan as made would touch an object or
+    #: come within the time gap; None when it keeps clear.
     contact_s: float | None
-    #: Whether the kept plan still touches an object within the horizon.
+    #: Whether the kept plan still touches an object (not merely within the time gap).
     unavoidable: bool
 
 
@@ -99,34 +102,48 @@ def first_contact(
     obstacles: Obstacles,
     ego: VehicleDimensions = VehicleDimensions(),
     clearance_m: float = 0.5,
+    headway_s: float = 0.0,
+    from_s: float = 0.0,
 ) -> float | None:
-    """The time (s after plan time) at which the ego's box (grown by ``clearance_m`` on every side) first overlaps an
-    object that does not come at it from behind; None when the poses stay clear."""
+    """The time (s after plan time, from ``from_s`` on) at which the ego's box first overlaps an object that does not
+    come at it from behind; None when the poses stay clear. The box is grown by ``clearance_m`` on every side and,
+    ahead, by the distance it covers in ``headway_s`` at its speed then (a time gap to what it follows)."""
     if len(obstacles) == 0:
         return None
     # Checked every ``CHECK_DT_S``: at the plan's own spacing, a head-on pair closing at 30 m/s would pass through.
     substeps = max(1, int(np.ceil(dt_s / CHECK_DT_S - 1e-9)))
     plan = np.vstack([np.zeros(3), np.asarray(poses_ego, dtype=np.float64)])
     plan[:, 2] = np.unwrap(plan[:, 2])
-    times = dt_s / substeps * np.arange(1, (len(plan) - 1) * substeps + 1)
+    step_s = dt_s / substeps
+    times = step_s * np.arange(1, (len(plan) - 1) * substeps + 1)
     poses = np.column_stack([np.interp(times, dt_s * np.arange(len(plan)), plan[:, k]) for k in range(3)])
-    ego_boxes = shapely.polygons(
-        box_corners(poses, ego.length_m + 2 * clearance_m, ego.width_m + 2 * clearance_m, ego.rear_axle_to_center_m)
-    )
-    objects = obstacles.at(times)
-    others = shapely.polygons(objects)  # [T, M]
-    touching = shapely.intersects(ego_boxes[:, None], others)
+    speeds = np.hypot(*np.diff(np.vstack([np.zeros(2), poses[:, :2]]), axis=0).T) / step_s
+    ahead = headway_s * speeds
+    length, width = ego.length_m + 2 * clearance_m + ahead, ego.width_m + 2 * clearance_m
+    centre_offset = ego.rear_axle_to_center_m + ahead / 2
+    objects = obstacles.at(times)  # [T, M, 4, 2]
+    # Bounding circles first: most objects never come near the sweep, and polygon tests cost.
+    heading = np.stack([np.cos(poses[:, 2]), np.sin(poses[:, 2])], axis=1)
+    ego_centres = poses[:, :2] + centre_offset[:, None] * heading
+    gaps = np.linalg.norm(objects.mean(axis=2) - ego_centres[:, None], axis=2)
+    reach = np.hypot(length, width)[:, None] / 2 + np.hypot(obstacles.boxes[:, 3], obstacles.boxes[:, 4])[None] / 2
+    near = (gaps <= reach).any(axis=0)
+    if not near.any():
+        return None
+    ego_boxes = shapely.polygons(box_corners(poses, length, width, centre_offset))
+    touching = np.zeros(gaps.shape, dtype=bool)
+    touching[:, near] = shapely.intersects(ego_boxes[:, None], shapely.polygons(objects[:, near]))
+    touching[times < from_s - 1e-9] = False
     touched = touching.any(axis=0)
     if not touched.any():
         return None
     # An object whose first touch comes at the ego's rear is closing in from behind: not the ego's to brake for.
     first = touching.argmax(axis=0)  # [M]: the first touching time of each object
     centres = objects[first, np.arange(len(first))].mean(axis=1)  # [M, 2]
-    at = poses[first]
-    heading = np.stack([np.cos(at[:, 2]), np.sin(at[:, 2])], axis=1)
-    offset = centres - (at[:, :2] + ego.rear_axle_to_center_m * heading)
-    along = np.einsum("mk,mk->m", offset, heading) / (ego.length_m + obstacles.boxes[:, 3])
-    across = (heading[:, 0] * offset[:, 1] - heading[:, 1] * offset[:, 0]) / (ego.width_m + obstacles.boxes[:, 4])
+    at, at_heading = poses[first], heading[first]
+    offset = centres - (at[:, :2] + ego.rear_axle_to_center_m * at_heading)
+    along = np.einsum("mk,mk->m", offset, at_heading) / (ego.length_m + obstacles.boxes[:, 3])
+    across = (at_heading[:, 0] * offset[:, 1] - at_heading[:, 1] * offset[:, 0]) / (ego.width_m + obstacles.boxes[:, 4])
     from_behind = (along < 0) & (np.abs(along) >= np.abs(across))
     counted = touched & ~from_behind
     if not counted.any():
@@ -142,23 +159,41 @@ def guard_plan(
     decelerations_mps2: tuple[float, ...],
     ego: VehicleDimensions = VehicleDimensions(),
     clearance_m: float = 0.5,
+    headway_s: float = 0.0,
 ) -> GuardResult:
-    """The plan as made when it (and a stop at the gentlest deceleration beyond it) stays clear of the obstacles;
-    else braked along its path at the gentlest of ``decelerations_mps2`` (ascending) that stays clear, or the one
-    that keeps clear the longest."""
+    """Of the plan as made (followed by a stop at the gentlest deceleration) and the plan braked at each of
+    ``decelerations_mps2`` (ascending; each followed by a stop at its own rate): the first that keeps the time gap
+    ``headway_s`` to every object (from ``HEADWAY_RECOVERY_S`` on: a gap already short cannot open at once); else the
+    first that stays clear; else the one whose contact comes latest."""
     poses = np.asarray(poses_ego, dtype=np.float64)
     if len(obstacles) == 0:
         return GuardResult(poses.copy(), 0.0, None, False)
-    hit = first_contact(stop_beyond(poses, dt_s, decelerations_mps2[0]), dt_s, obstacles, ego, clearance_m)
-    if hit is None:
-        return GuardResult(poses.copy(), 0.0, None, False)
-    best = GuardResult(poses.copy(), 0.0, hit, True)
-    best_contact = hit
+    candidates = [(0.0, poses, stop_beyond(poses, dt_s, decelerations_mps2[0]))]
     for deceleration in decelerations_mps2:
         braked = brake_along_path(poses, dt_s, speed_mps, deceleration)
-        contact = first_contact(stop_beyond(braked, dt_s, deceleration), dt_s, obstacles, ego, clearance_m)
-        if contact is None:
+        candidates.append((deceleration, braked, stop_beyond(braked, dt_s, deceleration)))
+
+    def contact(swept: np.ndarray, gap_s: float, from_s: float = 0.0) -> float | None:
+        return first_contact(swept, dt_s, obstacles, ego, clearance_m, gap_s, from_s)
+
+    def keeps_gap(swept: np.ndarray) -> float | None:
+        """None when the sweep stays clear and keeps the time gap; else when it first fails."""
+        touch = contact(swept, 0.0)
+        late = contact(swept, headway_s, HEADWAY_RECOVERY_S) if headway_s > 0 else None
+        return touch if late is None else late if touch is None else min(touch, late)
+
+    hit = keeps_gap(candidates[0][2])
+    if hit is None:
+        return GuardResult(poses.copy(), 0.0, None, False)
+    if headway_s > 0:
+        for deceleration, braked, swept in candidates[1:]:
+            if keeps_gap(swept) is None:
+                return GuardResult(braked, deceleration, hit, False)
+    best, best_contact = None, -1.0
+    for deceleration, braked, swept in candidates:
+        touch = contact(swept, 0.0)
+        if touch is None:
             return GuardResult(braked, deceleration, hit, False)
-        if contact > best_contact:
-            best, best_contact = GuardResult(braked, deceleration, hit, True), contact
+        if touch > best_contact:
+            best, best_contact = GuardResult(braked, deceleration, hit, True), touch
     return best

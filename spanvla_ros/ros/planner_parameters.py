@@ -55,6 +55,8 @@ PARAMETERS = [
           "hit one"),
     Param("collision_guard", True, "Check plans against the object list (off: objects are ignored)"),
     Param("collision_clearance_m", 0.5, "Collision guard: how far the ego's box is grown on every side", 0.0, 5.0),
+    Param("collision_headway_s", 1.0, "Collision guard: the time gap kept to what the ego follows, where braking "
+          "can keep it", 0.0, 5.0),
     Param("collision_guard_max_deceleration_mps2", 8.0, "Collision guard: hardest braking it may add (at most the "
           "validator's)", 1.0, 9.8),
     Param("objects_timeout_s", 0.5, "An object list older than this is not used (WARN)", 0.05, 10.0),
@@ -155,6 +157,7 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
         speed_limit_deceleration_mps2=p["speed_limit_deceleration_mps2"],
         collision_guard=p["collision_guard"],
         collision_clearance_m=p["collision_clearance_m"],
+        collision_headway_s=p["collision_headway_s"],
         guard_decelerations_mps2=guard_decelerations(
             min(p["collision_guard_max_deceleration_mps2"], p["validator_max_deceleration_mps2"])
         ),

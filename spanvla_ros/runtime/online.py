@@ -113,6 +113,8 @@ class OnlineConfig:
     guard_decelerations_mps2: tuple[float, ...] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0)
     #: How far the ego's box is grown on every side for the guard's check.
     collision_clearance_m: float = 0.5
+    #: The time gap the guard keeps to what the ego follows (the box grown ahead by speed × this), where braking can.
+    collision_headway_s: float = 1.0
     #: An object list older than this is not used (WARN): the plans go out unguarded.
     objects_timeout_s: float = 0.5
     #: Objects given without velocities get them from the same id's previous position, if no older than this.
@@ -154,8 +156,9 @@ class OnlineConfig:
                 f"guard deceleration {decelerations[-1]} exceeds the validator's {self.validator.max_deceleration_mps2}"
                 ": a braked plan must pass validation"
             )
-        if not self.collision_clearance_m >= 0:
-            raise ValueError(f"collision_clearance_m must be >= 0, got {self.collision_clearance_m}")
+        for name in ("collision_clearance_m", "collision_headway_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.plan_headings not in PLAN_HEADINGS:
             raise ValueError(f"plan_headings must be one of {', '.join(PLAN_HEADINGS)}, got {self.plan_headings!r}")
         if self.invalid_plan_handling not in INVALID_PLAN_HANDLING:
@@ -715,7 +718,7 @@ class OnlinePlanner:
             if obstacles is not None:
                 guard = guard_plan(
                     poses, self.dt_s, speed, obstacles, cfg.guard_decelerations_mps2, cfg.vehicle,
-                    cfg.collision_clearance_m,
+                    cfg.collision_clearance_m, cfg.collision_headway_s,
                 )  # fmt: skip
                 self._last_guard = guard
                 self.counters["collision_guarded"] += int(guard.deceleration_mps2 > 0)

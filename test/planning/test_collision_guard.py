@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spanvla_ros.planning import brake_along_path
-from spanvla_ros.planning.collision_guard import Obstacles, first_contact, guard_plan
+from spanvla_ros.planning.collision_guard import Obstacles, first_contact, guard_plan, stop_beyond
 from spanvla_ros.planning.validator import validate_trajectory
 from spanvla_ros.scene import VehicleDimensions
 
@@ -88,3 +88,16 @@ def test_braking_along_the_path_reaches_a_standstill_and_holds_it():
 def test_obstacles_need_matching_shapes():
     with pytest.raises(ValueError, match="boxes"):
         Obstacles(np.zeros((2, 5)), np.zeros((3, 2)))
+
+
+def test_a_time_gap_brakes_for_a_lead_followed_too_closely_while_plain_clearance_does_not():
+    plan = straight_plan(20.0)
+    lead = car(18.0, vx=20.0)  # 12 m bumper to bumper at the same speed: clear, but 0.6 s behind
+    assert guard_plan(plan, DT, 20.0, lead, DECELERATIONS).deceleration_mps2 == 0.0
+    kept = guard_plan(plan, DT, 20.0, lead, DECELERATIONS, headway_s=1.0)
+    assert kept.deceleration_mps2 > 0 and not kept.unavoidable
+    swept = stop_beyond(kept.poses, DT, kept.deceleration_mps2)
+    assert first_contact(swept, DT, lead) is None  # clear throughout
+    assert first_contact(swept, DT, lead, headway_s=1.0, from_s=2.0) is None  # and a second behind after 2 s
+    far = car(40.0, vx=20.0)  # 32 m: more than a second ahead
+    assert guard_plan(plan, DT, 20.0, far, DECELERATIONS, headway_s=1.0).deceleration_mps2 == 0.0
