@@ -79,7 +79,9 @@ def test_braking_along_the_path_reaches_a_standstill_and_holds_it():
     plan = straight_plan(10.0)
     braked = brake_along_path(plan, DT, 10.0, 4.0)
     speeds = np.diff(np.concatenate([[0.0], braked[:, 0]])) / DT
-    assert np.all(speeds <= np.maximum(10.0 - 4.0 * DT * np.arange(1, 11), 0.0) + 1e-9)
+    mid = DT * np.arange(1, 11) - DT / 2  # each step's average is the braking profile's at its middle (till the stop)
+    assert np.all(speeds <= np.maximum(10.0 - 4.0 * mid, 0.0) + 0.5 + 1e-9)
+    assert braked[-1, 0] == pytest.approx(10.0**2 / (2 * 4.0))  # stops exactly where braking at 4 m/s² does
     assert speeds[-1] == 0.0 and braked[-1, 0] == pytest.approx(braked[-2, 0])
     with pytest.raises(ValueError, match="deceleration"):
         brake_along_path(plan, DT, 10.0, 0.0)

@@ -26,13 +26,15 @@ def step_speeds(poses: np.ndarray) -> np.ndarray:
 def test_a_plan_above_the_limit_comes_down_to_it_on_the_same_path():
     plan = arc_plan(28.0)
     limited = limit_speed(plan, DT, speed_mps=28.0, limit_mps=20.0, deceleration_mps2=2.0)
-    t = DT * np.arange(1, 11)
-    # Chord speeds on an arc are a hair under arc speeds: the bound holds with a small tolerance.
-    assert np.all(step_speeds(limited) <= np.maximum(20.0, 28.0 - 2.0 * t) + 1e-6)
+    mid = DT * np.arange(1, 11) - DT / 2  # each step's average speed is the profile's at its middle
+    # Chords of the spline along the arc differ from arc lengths by a hair: the bound holds with a small tolerance.
+    assert np.all(step_speeds(limited) <= np.maximum(20.0, 28.0 - 2.0 * mid) + 0.02)
     assert step_speeds(limited)[-1] == pytest.approx(20.0, abs=0.3)  # corners of the polyline shorten chords
     assert DT * step_speeds(limited).sum() < DT * step_speeds(plan).sum() - 20.0  # much less ground than planned
+    # On the planned path: the arc the plan's poses sample (a spline through them, closer to it than their polyline).
+    assert np.abs(np.hypot(limited[:, 0], limited[:, 1] - 200.0) - 200.0).max() < 0.02
     path = shapely.LineString(np.vstack([np.zeros(2), plan[:, :2]]))
-    assert max(path.distance(shapely.Point(p)) for p in limited[:, :2]) < 0.05  # on the planned path
+    assert max(path.distance(shapely.Point(p)) for p in limited[:, :2]) < 0.2  # the chords' sagitta on 14 m steps
     assert np.all(np.diff(limited[:, 2]) > 0)  # headings still follow the left turn
     assert validate_trajectory(limited, DT, 28.0).valid
 
