@@ -161,7 +161,9 @@ def test_a_speed_limit_from_the_map_holds_the_paths_to_it(planner):
             60,
             "paths under the limit",
         )
-        bound = np.maximum(4.0, SPEED - 2.0 * 0.5 * np.arange(1, 11)) + 0.05
+        bound = (
+            np.maximum(4.0, SPEED - 2.0 * (0.5 * np.arange(1, 11) - 0.25)) + 2.0 * 0.5 / 8 + 0.05
+        )  # mid-step profile; a·dt/8 where it meets the limit
         for message in [m for m in test.messages("/spanvla_planner/output/trajectory") if not is_stop(m)]:
             _, _, poses = path_to_poses(message)
             steps = np.hypot(*np.diff(np.vstack([np.zeros(2), poses[:, :2]]), axis=0).T) / 0.5
