@@ -20,7 +20,7 @@ from ros_helpers import (
 )
 
 pytestmark = [pytest.mark.ros, pytest.mark.xdist_group("bad_input_node")]
-CAMERA, ODOM, COMMAND = "/test/camera/image_raw", "/test/odom", "/test/command"
+CAMERA, ODOM, COMMAND, OBJECTS = "/test/camera/image_raw", "/test/odom", "/test/command", "/test/objects"
 
 
 def _image(mutate):
@@ -103,6 +103,7 @@ def running(tmp_path_factory):
     from nav_msgs.msg import Odometry, Path
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import String
+    from visualization_msgs.msg import MarkerArray
 
     log = tmp_path_factory.mktemp("bad_input") / "planner.log"
     process = start_node(
@@ -111,6 +112,7 @@ def running(tmp_path_factory):
             "camera_topics": [CAMERA, "/test/camera2/image/compressed"],
             "odometry_topic": ODOM,
             "command_topic": COMMAND,
+            "objects_topic": OBJECTS,
             "diagnostics_rate_hz": 5.0,
             "camera_timeout_s": 1.0,
         },
@@ -130,6 +132,7 @@ def running(tmp_path_factory):
             "compressed": probe.node.create_publisher(CompressedImage, "/test/camera2/image/compressed", 10),
             "odometry": probe.node.create_publisher(Odometry, ODOM, 10),
             "command": probe.node.create_publisher(String, COMMAND, 10),
+            "objects": probe.node.create_publisher(MarkerArray, OBJECTS, 10),
         }
         wait_for(lambda: _planning(probe), 60, f"the first model plan ({log})")
         yield process, probe, publishers, vehicle, log
@@ -186,9 +189,12 @@ def test_ten_times_the_input_rate_keeps_the_planning_rate(running):
 
 def test_a_fuzzer_gets_no_invalid_path_out(running):
     """Seeded hostile messages on every input topic: huge, tiny, NaN and inf numbers, bad quaternions, stamps out of
-    order, random image sizes and encodings, random commands. The node stays up and every path it publishes is
-    finite, inside the plausibility box and spaced as the validator allows."""
+    order, random image sizes and encodings, random commands, object lists with absurd boxes, frames and marker
+    types. The node stays up and every path it publishes is finite, inside the plausibility box and spaced as the
+    validator allows."""
     from std_msgs.msg import String
+
+    from spanvla_ros.ros.conversions import objects_marker_array
 
     process, probe, publishers, vehicle, log = running
     rng = np.random.default_rng(2026)
@@ -200,7 +206,7 @@ def test_a_fuzzer_gets_no_invalid_path_out(running):
     sent = 0
     probe.clear("/spanvla_planner/output/trajectory")
     for _ in range(300):
-        now, kind = time.time(), rng.choice(["odometry", "odometry", "image", "compressed", "command"])
+        now, kind = time.time(), rng.choice(["odometry", "odometry", "image", "compressed", "command", "objects"])
         if kind == "odometry":
             msg = odometry_message(now + float(rng.choice([0.0, -0.5, 0.01, 5.0])), number(), number(), number(),
                                    number())  # fmt: skip
@@ -213,6 +219,16 @@ def test_a_fuzzer_gets_no_invalid_path_out(running):
             msg.step = int(rng.choice([msg.step, 0, 1, 1 << 30]))
         elif kind == "compressed":
             msg = _compressed(rng.integers(0, 255, int(rng.integers(0, 4000)), dtype=np.uint8).tobytes())(now)
+        elif kind == "objects":
+            count = int(rng.integers(0, 5))
+            boxes = np.array([[number() for _ in range(5)] for _ in range(count)]).reshape(-1, 5)
+            ids = [int(i) for i in rng.integers(-5, 5, count)]
+            msg = objects_marker_array(now + float(rng.choice([0.0, -0.5, 5.0])), str(rng.choice(["odom", "map", ""])),
+                                       ids, np.nan_to_num(boxes, nan=0.0, posinf=1e9, neginf=-1e9))  # fmt: skip
+            for marker in msg.markers:
+                marker.type = int(rng.choice([1, 1, 2, 4]))
+                marker.pose.orientation.w = float(rng.choice([1.0, 0.0, float("nan")]))
+                marker.scale.x = number()
         else:
             msg = String(data="".join(rng.choice(list("abcdefgh \x00é"), int(rng.integers(0, 50)))))
         publishers[kind].publish(msg)
