@@ -14,13 +14,14 @@ car where its training data drove: at an expert's following distance, not bumper
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 
 from ..scene import VehicleDimensions, box_corners, world_to_ego, wrap_angle
-from .speed_limit import brake_along_path
+from .speed_limit import brake_along_path, distance_under
 
 #: The time step of the contact check.
 CHECK_DT_S = 0.1
@@ -88,9 +89,7 @@ def stop_beyond(poses_ego: np.ndarray, dt_s: float, deceleration_mps2: float) ->
     steps = int(np.ceil(speed / deceleration_mps2 / dt_s))
     if steps == 0:
         return poses
-    t = dt_s * np.arange(1, steps + 1)
-    along = speed * t - 0.5 * deceleration_mps2 * np.minimum(t, speed / deceleration_mps2) ** 2
-    along[t > speed / deceleration_mps2] = speed**2 / (2 * deceleration_mps2)
+    along = distance_under(dt_s * np.arange(1, steps + 1), speed, 0.0, deceleration_mps2)
     direction = np.array([np.cos(poses[-1, 2]), np.sin(poses[-1, 2])])
     tail = np.column_stack([poses[-1, :2] + along[:, None] * direction, np.full(steps, poses[-1, 2])])
     return np.vstack([poses, tail])
@@ -173,27 +172,30 @@ def guard_plan(
         braked = brake_along_path(poses, dt_s, speed_mps, deceleration)
         candidates.append((deceleration, braked, stop_beyond(braked, dt_s, deceleration)))
 
-    def contact(swept: np.ndarray, gap_s: float, from_s: float = 0.0) -> float | None:
-        return first_contact(swept, dt_s, obstacles, ego, clearance_m, gap_s, from_s)
+    @functools.cache
+    def touch(index: int) -> float | None:  # each candidate's sweep is checked once for plain contact
+        return first_contact(candidates[index][2], dt_s, obstacles, ego, clearance_m)
 
-    def keeps_gap(swept: np.ndarray) -> float | None:
+    def keeps_gap(index: int) -> float | None:
         """None when the sweep stays clear and keeps the time gap; else when it first fails."""
-        touch = contact(swept, 0.0)
-        late = contact(swept, headway_s, HEADWAY_RECOVERY_S) if headway_s > 0 else None
-        return touch if late is None else late if touch is None else min(touch, late)
+        late = None
+        if headway_s > 0:
+            late = first_contact(candidates[index][2], dt_s, obstacles, ego, clearance_m, headway_s, HEADWAY_RECOVERY_S)
+        fails = [t for t in (touch(index), late) if t is not None]
+        return min(fails) if fails else None
 
-    hit = keeps_gap(candidates[0][2])
+    hit = keeps_gap(0)
     if hit is None:
         return GuardResult(poses.copy(), 0.0, None, False)
     if headway_s > 0:
-        for deceleration, braked, swept in candidates[1:]:
-            if keeps_gap(swept) is None:
-                return GuardResult(braked, deceleration, hit, False)
+        for index in range(1, len(candidates)):
+            if keeps_gap(index) is None:
+                return GuardResult(candidates[index][1], candidates[index][0], hit, False)
     best, best_contact = None, -1.0
-    for deceleration, braked, swept in candidates:
-        touch = contact(swept, 0.0)
-        if touch is None:
+    for index, (deceleration, braked, _) in enumerate(candidates):
+        contact = touch(index)
+        if contact is None:
             return GuardResult(braked, deceleration, hit, False)
-        if touch > best_contact:
-            best, best_contact = GuardResult(braked, deceleration, hit, True), touch
+        if contact > best_contact:
+            best, best_contact = GuardResult(braked, deceleration, hit, True), contact
     return best

@@ -37,7 +37,7 @@ def _retimed(
     steps = np.hypot(*np.diff(points, axis=0).T)
     along = np.concatenate([[0.0], np.cumsum(steps)])
     t = dt_s * np.arange(len(poses) + 1)
-    profile = _distance_under(t, max(float(speed_mps), 0.0), floor_mps, deceleration_mps2)
+    profile = distance_under(t, max(float(speed_mps), 0.0), floor_mps, deceleration_mps2)
     travelled = np.cumsum(np.minimum(steps, np.diff(profile)))
     if np.allclose(travelled, along[1:]):
         return poses.copy()
@@ -53,7 +53,7 @@ def _retimed(
     return out
 
 
-def _distance_under(t: np.ndarray, speed_mps: float, floor_mps: float, deceleration_mps2: float) -> np.ndarray:
+def distance_under(t: np.ndarray, speed_mps: float, floor_mps: float, deceleration_mps2: float) -> np.ndarray:
     """Distance covered by ``t`` at the speed ``max(floor, speed − deceleration·t)``."""
     if speed_mps <= floor_mps:
         return floor_mps * t
