@@ -52,6 +52,7 @@ def generate_launch_description() -> LaunchDescription:
                 "command_topic": ["/carla/", role, "/driving_command"],
                 "speed_limit_topic": ["/carla/", role, "/speed_limit"],
                 "objects_topic": "/carla/markers",
+                "route_topic": ["/carla/", role, "/waypoints"],
                 "base_frame": role,
                 "output_frame": "map",
             },

@@ -33,6 +33,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("command_topic", default_value="/planning/driving_command"),
         DeclareLaunchArgument("speed_limit_topic", default_value="/planning/speed_limit"),
         DeclareLaunchArgument("objects_topic", default_value="/perception/objects"),
+        DeclareLaunchArgument("route_topic", default_value="/planning/route"),
         DeclareLaunchArgument("trajectory_topic", default_value="/planning/trajectory"),
         DeclareLaunchArgument("reasoning_topic", default_value="/planning/reasoning"),
         DeclareLaunchArgument("markers_topic", default_value="/planning/markers"),
@@ -58,6 +59,7 @@ def generate_launch_description() -> LaunchDescription:
                 "command_topic": LaunchConfiguration("command_topic"),
                 "speed_limit_topic": LaunchConfiguration("speed_limit_topic"),
                 "objects_topic": LaunchConfiguration("objects_topic"),
+                "route_topic": LaunchConfiguration("route_topic"),
             },
         ],
         remappings=[

@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="deployed model planners: give the planning core no object list (as a car without perception), so its "
         "collision guard does not check the plans",
     )
+    closed.add_argument(
+        "--no-route",
+        action="store_true",
+        help="deployed model planners: give the planning core no route (as a car without navigation), so plans keep "
+        "the model's own path",
+    )
     closed.add_argument("--camera-style", default="default", help="the camera's look (see eval open-loop)")
     closed.add_argument("--episodes", type=int, default=12)
     closed.add_argument("--seed", type=int, default=100_000, help="first episode seed (held-out range)")
@@ -479,6 +485,7 @@ def _eval_closed_loop(args: argparse.Namespace) -> int:
         plan_headings=args.plan_headings,
         map_speed_limit=not args.no_speed_limit,
         object_list=not args.no_collision_guard,
+        route=not args.no_route,
     )
     replan = args.replan_every or (5 if args.direct and args.planner.startswith("model:") else 1)
     plots = args.out.with_name(args.out.stem + "_plots")
@@ -505,10 +512,11 @@ def _planner(
     plan_headings: str = "path",
     map_speed_limit: bool = True,
     object_list: bool = True,
+    route: bool = True,
 ):
     """A planner by name; ``deployed``: model planners run through the node's planning core (closed loop), given the
-    lane's speed limit unless ``map_speed_limit`` is False and the other road users as an object list unless
-    ``object_list`` is False."""
+    lane's speed limit unless ``map_speed_limit`` is False, the other road users as an object list unless
+    ``object_list`` is False and the route unless ``route`` is False."""
     from .planning import ConstantVelocityPlanner
 
     if name.startswith("model:"):
@@ -524,6 +532,7 @@ def _planner(
                 config=config,
                 map_speed_limit=map_speed_limit,
                 object_list=object_list,
+                route=route,
             )
         return RuntimePlanner.from_name(_model_path(name), backend=backend)
     if name == "constant-velocity":

@@ -7,11 +7,11 @@
 * camera looks training never saw (ADE against constant velocity; plans whose first pose lies behind a moving ego);
 * closed loop through the node's planning core at 10 Hz, all six environments: driving score, collision rate,
   off-road rate and a failure breakdown by environment and kind, each episode's driving score, and the references'
-  difference to the model on the same episodes with a paired bootstrap 95 % interval. The core holds the model's
-  plans to the lane's speed limit (as the node does with a map's) and its collision guard checks them against the
-  other road users (as the node does with perception's object list); so that the model's own share shows, the
-  references include constant velocity held to the same limit and guarded alike, the model without the guard, and
-  the model with neither.
+  difference to the model on the same episodes with a paired bootstrap 95 % interval. The core lays the model's
+  plans along the route (as the node does with a navigation route), holds them to the lane's speed limit (as with a
+  map's) and its collision guard checks them against the other road users (as with perception's object list); so
+  that the model's own share shows, the references include constant velocity through the same layers, the model
+  without the route, and the model with none of them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from ..data.scenes import HELD_OUT_SEED, evaluation_scenes
 from ..eval.open_loop import ablate_frames, evaluate_open_loop
 from ..planning import ConstantVelocityPlanner, Planner, limit_speed
 from ..planning.collision_guard import Obstacles, guard_plan
+from ..planning.route_keeping import follow_route
 from ..runtime.online import OnlineConfig
-from ..scene import Scene, Trajectory, object_list, speed_limit_at
+from ..scene import Scene, Trajectory, object_list, speed_limit_at, world_to_ego
 from ..sim import ExpertPlanner
 from ..sim.camera_style import HELD_OUT_STYLES
 from ..sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
@@ -48,36 +49,41 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: in
     return {"mean": float(diff.mean()), "ci95": [float(low), float(high)]}
 
 
-class SpeedLimitedConstantVelocity(ConstantVelocityPlanner):
-    """Constant velocity with its plans held to the lane's speed limit as the planning core holds the model's."""
+class CoreConstantVelocity(ConstantVelocityPlanner):
+    """Constant velocity through the planning core's layers, in the core's order and with its defaults: laid along the
+    route (``route``), held to the lane's speed limit (``speed_limit``) and checked by the collision guard against
+    the other road users (``guard``), as the core treats the model's plans; so that what the model adds shows."""
 
-    name = "constant-velocity-speed-limited"
-
-    def plan(self, scene: Scene) -> Trajectory:
-        plan = super().plan(scene)
-        limit = speed_limit_at(scene, None)
-        if limit is None:
-            return plan
-        deceleration = OnlineConfig().speed_limit_deceleration_mps2
-        return Trajectory(limit_speed(plan.poses, plan.dt_s, scene.ego.speed_mps, limit, deceleration), plan.dt_s)
-
-
-class GuardedConstantVelocity(SpeedLimitedConstantVelocity):
-    """Constant velocity held to the speed limit and checked by the collision guard against the other road users, as
-    the planning core checks the model's plans."""
-
-    name = "constant-velocity-guarded"
+    def __init__(self, *, route: bool = True, speed_limit: bool = True, guard: bool = True) -> None:
+        super().__init__()
+        self.route, self.speed_limit, self.guard = route, speed_limit, guard
+        layers = [name for name, on in (("route", route), ("speed-limited", speed_limit), ("guarded", guard)) if on]
+        self.name = "-".join(["constant-velocity", *layers])
 
     def plan(self, scene: Scene) -> Trajectory:
         plan = super().plan(scene)
         config = OnlineConfig()
-        _, boxes, velocities = object_list(scene)
-        obstacles = Obstacles.in_ego_frame(boxes, velocities, scene.ego.pose)
-        guarded = guard_plan(
-            plan.poses, plan.dt_s, scene.ego.speed_mps, obstacles, config.guard_decelerations_mps2,
-            scene.ego.dimensions, config.collision_clearance_m, config.collision_headway_s,
-        )  # fmt: skip
-        return Trajectory(guarded.poses, plan.dt_s)
+        poses, speed = plan.poses, scene.ego.speed_mps
+        if self.route:
+            route_ego = world_to_ego(
+                np.column_stack([scene.route_centerline_xy, np.zeros(len(scene.route_centerline_xy))]), scene.ego.pose
+            )[:, :2]
+            fit = follow_route(
+                poses, route_ego, max(speed, 5.0) * config.route_return_time_s, config.route_max_offset_m,
+                config.route_max_heading_error_rad,
+            )  # fmt: skip
+            poses = poses if fit.poses is None else fit.poses
+        limit = speed_limit_at(scene, None) if self.speed_limit else None
+        if limit is not None:
+            poses = limit_speed(poses, plan.dt_s, speed, limit, config.speed_limit_deceleration_mps2)
+        if self.guard:
+            _, boxes, velocities = object_list(scene)
+            obstacles = Obstacles.in_ego_frame(boxes, velocities, scene.ego.pose)
+            poses = guard_plan(
+                poses, plan.dt_s, speed, obstacles, config.guard_decelerations_mps2, scene.ego.dimensions,
+                config.collision_clearance_m, config.collision_headway_s,
+            ).poses  # fmt: skip
+        return Trajectory(poses, plan.dt_s)
 
 
 def _open_loop(planner, scenes) -> dict[str, Any]:
@@ -137,10 +143,9 @@ def run(
     config = ClosedLoopConfig()
     closed_references: dict[str, Planner] = {
         **reference,
-        "constant_velocity_speed_limited": SpeedLimitedConstantVelocity(),
-        "constant_velocity_guarded": GuardedConstantVelocity(),
-        "model_without_speed_limit": DeployedPlanner.from_name(checkpoint, map_speed_limit=False, object_list=False),
-        "model_without_collision_guard": DeployedPlanner.from_name(checkpoint, object_list=False),
+        "constant_velocity_core": CoreConstantVelocity(),
+        "model_alone": DeployedPlanner.from_name(checkpoint, map_speed_limit=False, object_list=False, route=False),
+        "model_without_route": DeployedPlanner.from_name(checkpoint, route=False),
     }
     for name, planner in {**closed_references, "model": DeployedPlanner.from_name(checkpoint)}.items():
         summary = evaluate_closed_loop(planner, episodes, seed, config, progress=False)

@@ -48,6 +48,10 @@ def add_commands(commands) -> None:
         help="visualization_msgs/MarkerArray of object boxes for the collision guard; default: one named like objects "
         "or /carla/markers",
     )
+    replay.add_argument(
+        "--route-topic",
+        help="nav_msgs/Path of the route for route keeping; default: one whose name has waypoints or route",
+    )
     replay.add_argument("--planning-rate", type=float, default=10.0)
     replay.add_argument("--reasoning-rate", type=float, default=2.0)
     replay.add_argument("--storage", choices=["mcap", "sqlite3"], help="output bag storage (default: the input's)")
@@ -94,6 +98,7 @@ def _replay(args: argparse.Namespace) -> int:
             command_topic=args.command_topic,
             speed_limit_topic=args.speed_limit_topic,
             objects_topic=args.objects_topic,
+            route_topic=args.route_topic,
             planning_rate_hz=args.planning_rate,
             reasoning_rate_hz=args.reasoning_rate,
             storage=args.storage,

@@ -189,18 +189,40 @@ def plan_poses_in_frame(plan: PlanOutput, output_frame: str, base_frame: str) ->
 
 def path_message(plan: PlanOutput, output_frame: str, base_frame: str):
     """``nav_msgs/Path`` stamped at the plan's odometry time; pose i stamped ``t0 + (i+1)·dt``."""
+    frame, poses = plan_poses_in_frame(plan, output_frame, base_frame)
+    return _path(frame, plan.stamp_s, poses, plan.stamp_s + plan.dt_s * np.arange(1, len(poses) + 1))
+
+
+def latched_qos():
+    """The QoS of a route: reliable and transient local, so that a subscriber that starts late still gets the route
+    (CARLA's waypoint publisher sends it once)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def route_message(stamp_s: float, frame: str, xy: np.ndarray):
+    """A route as ``nav_msgs/Path`` (CARLA's ``/carla/<ego>/waypoints``): points ``xy [K, 2]`` in driving order, each
+    heading towards the next, every pose stamped ``stamp_s``."""
+    xy = np.asarray(xy, dtype=np.float64)
+    step = np.diff(xy, axis=0)
+    headings = np.arctan2(step[:, 1], step[:, 0]) if len(xy) > 1 else np.zeros(0)
+    headings = np.append(headings, headings[-1] if len(headings) else 0.0)
+    return _path(frame, stamp_s, np.column_stack([xy, headings]), np.full(len(xy), stamp_s))
+
+
+def _path(frame: str, stamp_s: float, poses: np.ndarray, pose_stamps_s: np.ndarray):
     from builtin_interfaces.msg import Time
     from geometry_msgs.msg import PoseStamped
     from nav_msgs.msg import Path
 
-    frame, poses = plan_poses_in_frame(plan, output_frame, base_frame)
     path = Path()
     path.header.frame_id = frame
-    path.header.stamp = seconds_to_stamp(plan.stamp_s, Time)
-    for i, (x, y, yaw) in enumerate(poses):
+    path.header.stamp = seconds_to_stamp(stamp_s, Time)
+    for (x, y, yaw), pose_stamp in zip(poses, pose_stamps_s, strict=True):
         pose = PoseStamped()
         pose.header.frame_id = frame
-        pose.header.stamp = seconds_to_stamp(plan.stamp_s + (i + 1) * plan.dt_s, Time)
+        pose.header.stamp = seconds_to_stamp(float(pose_stamp), Time)
         pose.pose.position.x, pose.pose.position.y = float(x), float(y)
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = yaw_to_quaternion(float(yaw))

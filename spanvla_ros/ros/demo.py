@@ -54,6 +54,7 @@ def recorded_topics() -> dict[str, type]:
         f"{SIM_PREFIX}/driving_command": String,
         f"{SIM_PREFIX}/speed_limit": Float64,
         "/carla/markers": MarkerArray,
+        f"{SIM_PREFIX}/waypoints": Path,
         f"{PLANNER}/output/trajectory": Path,
         f"{PLANNER}/output/reasoning": String,
         f"{PLANNER}/output/markers": MarkerArray,
@@ -133,8 +134,8 @@ def _read_float_topics(bag: Path) -> dict[str, list[float]]:
 
 def _read_validation(bag: Path) -> dict[str, int]:
     """The planner's counters from its last ``validation_status`` (plans, validator_rejections, last_valid_republished,
-    stop_trajectories, speed_limited, collision_guarded) and how often each check failed, counted over every status in
-    the bag."""
+    stop_trajectories, speed_limited, collision_guarded, route_kept) and how often each check failed, counted over
+    every status in the bag."""
     from rosbags.highlevel import AnyReader
 
     counters: dict[str, int] = {}
@@ -154,7 +155,7 @@ def _read_validation(bag: Path) -> dict[str, int]:
 
 VALIDATION_COUNTERS = (
     "plans", "validator_rejections", "last_valid_republished", "stop_trajectories", "speed_limited",
-    "collision_guarded",
+    "collision_guarded", "route_kept",
 )  # fmt: skip
 
 
@@ -254,7 +255,8 @@ def summary_text(report: dict[str, Any]) -> str:
         f"p99 {trip['p99']:.1f} ms",
         f"  validator: {validation.get('validator_rejections', 0)} of {validation.get('plans', 0)} plans rejected, "
         f"{validation.get('stop_trajectories', 0)} stop trajectories, {validation.get('speed_limited', 0)} plans held "
-        f"to the speed limit, {validation.get('collision_guarded', 0)} braked by the collision guard",
+        f"to the speed limit, {validation.get('collision_guarded', 0)} braked by the collision guard, "
+        f"{validation.get('route_kept', 0)} laid along the route",
         f"  bag: {report['bag']['path']} ({report['bag']['messages']} messages)",
     ]
     if report.get("videos"):

@@ -45,10 +45,12 @@ from .conversions import (
     diagnostic_status,
     image_layout,
     image_to_rgb,
+    latched_qos,
     marker_array,
     markers_to_objects,
     odometry_to_pose,
     path_message,
+    path_to_poses,
     stamp_seconds,
 )
 from .parameters import declare
@@ -141,6 +143,7 @@ class PlannerNode(LifecycleNode):
         subscribe(String, p["command_topic"], self._on_command, command_qos)
         subscribe(Float64, p["speed_limit_topic"], self._on_speed_limit, command_qos)
         subscribe(MarkerArray, p["objects_topic"], self._on_objects, qos_profile_sensor_data)
+        subscribe(Path, p["route_topic"], self._on_route, latched_qos())
         self._last_levels: dict[str, Level] = {}
         self._keep("timer", self.create_timer(
             1.0 / p["diagnostics_rate_hz"], self._on_housekeeping, callback_group=MutuallyExclusiveCallbackGroup()
@@ -259,6 +262,15 @@ class PlannerNode(LifecycleNode):
         except ValueError as exc:
             self.core.reject("objects", self._now(), str(exc))
             self._warn_throttled(f"objects: {exc}")
+
+    def _on_route(self, msg: Path) -> None:
+        if self.core is None:
+            return
+        try:
+            _, frame, poses = path_to_poses(msg)
+            self.core.set_route(self._now(), frame, poses[:, :2])
+        except InputRejected as exc:
+            self._warn_throttled(str(exc))
 
     def _set_held_input(self, setter: str, value: Any) -> None:
         """An input the core holds until the next one (command, speed limit); a refused one is logged."""

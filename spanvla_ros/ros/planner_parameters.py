@@ -64,6 +64,14 @@ PARAMETERS = [
     Param("vehicle_width_m", 2.0, "The ego's box width (collision guard)", 0.5, 5.0),
     Param("rear_axle_to_center_m", 1.4, "How far the box centre lies ahead of the rear axle (collision guard)",
           -5.0, 15.0),
+    Param("route_topic", "/planning/route", "The route to follow (nav_msgs/Path in the odometry frame, driving order, "
+          "as CARLA's /carla/<ego>/waypoints; latched or repeated, held until the next): each plan's progress is "
+          "laid along the route's lane, easing back from the ego's offset"),
+    Param("route_keeping", True, "Lay plans along the route (off: plans keep the model's own path)"),
+    Param("route_return_time_s", 3.0, "Route keeping: seconds of driving (at least 5 m/s) over which a plan eases "
+          "from the ego's lateral offset back to the route", 0.5, 20.0),
+    Param("route_max_offset_m", 6.0, "Route keeping: a route the ego is further off than this is not followed (WARN)",
+          0.5, 50.0),
     Param("camera_timeout_s", 1.0, "A camera silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("odometry_timeout_s", 0.5, "Odometry silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("reasoning_warn_s", 3.0, "Plans from a reasoning older than this → WARN", 0.1, 600.0),
@@ -162,6 +170,9 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
             min(p["collision_guard_max_deceleration_mps2"], p["validator_max_deceleration_mps2"])
         ),
         objects_timeout_s=p["objects_timeout_s"],
+        route_keeping=p["route_keeping"],
+        route_return_time_s=p["route_return_time_s"],
+        route_max_offset_m=p["route_max_offset_m"],
         vehicle=VehicleDimensions(
             length_m=p["vehicle_length_m"],
             width_m=p["vehicle_width_m"],

@@ -28,6 +28,7 @@ from .conversions import (
     ImageConversionError,
     image_layout,
     image_to_rgb,
+    latched_qos,
     markers_to_objects,
     odometry_to_pose,
     path_dt_s,
@@ -42,6 +43,7 @@ ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
 COMMAND_TYPE = "std_msgs/msg/String"
 SPEED_LIMIT_TYPE = "std_msgs/msg/Float64"
 OBJECTS_TYPE = "visualization_msgs/msg/MarkerArray"
+ROUTE_TYPE = "nav_msgs/msg/Path"
 OUTPUT_PREFIX = "/spanvla_planner"
 
 
@@ -60,6 +62,7 @@ class ReplayConfig:
     command_topic: str | None = None  # None = a String topic whose name contains "command", if any
     speed_limit_topic: str | None = None  # None = a Float64 topic whose name contains "speed_limit", if any
     objects_topic: str | None = None  # None = a MarkerArray topic named like "objects" or "/carla/markers", if any
+    route_topic: str | None = None  # None = a Path topic whose name contains "waypoints" or "route", if any
     planning_rate_hz: float = 10.0
     reasoning_rate_hz: float = 2.0
     storage: str | None = None  # output bag storage; None = the input's
@@ -77,11 +80,12 @@ class _Topics:
     command: str | None
     speed_limit: str | None
     objects: str | None
+    route: str | None
     storage: str
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        optional = (self.command, self.speed_limit, self.objects)
+        optional = (self.command, self.speed_limit, self.objects, self.route)
         return tuple(t for t in (*self.cameras, self.odometry, *optional) if t is not None)
 
 
@@ -120,8 +124,9 @@ def select_topics(reader, config: ReplayConfig) -> _Topics:
     command = optional(config.command_topic, COMMAND_TYPE, ("command",), "command")
     speed_limit = optional(config.speed_limit_topic, SPEED_LIMIT_TYPE, ("speed_limit",), "speed limit")
     objects = optional(config.objects_topic, OBJECTS_TYPE, ("objects", "/carla/markers"), "objects")
+    route = optional(config.route_topic, ROUTE_TYPE, ("waypoints", "route"), "route")
     storage = config.storage or _storage_of(Path(config.bag))
-    return _Topics(cameras, odometry, command, speed_limit, objects, storage)
+    return _Topics(cameras, odometry, command, speed_limit, objects, route, storage)
 
 
 def _storage_of(bag: Path) -> str:
@@ -198,6 +203,10 @@ def _replay_deterministic(config: ReplayConfig, out: Path) -> dict[str, Any]:
                 if connection.topic == topics.objects:
                     stamp, frame, ids, boxes = markers_to_objects(msg)
                     core.set_objects(stamp or bag_time_ns * 1e-9, frame, ids, boxes)
+                    continue
+                if connection.topic == topics.route:
+                    _, frame, poses = path_to_poses(msg)
+                    core.set_route(bag_time_ns * 1e-9, frame, poses[:, :2])
                     continue
                 stamp = stamp_seconds(msg.header.stamp)
                 if connection.topic in topics.cameras:
@@ -286,7 +295,11 @@ def _replay_realtime(config: ReplayConfig, out: Path) -> dict[str, Any]:
                 Float64, f"{OUTPUT_PREFIX}/debug/reasoning_ms", lambda m: reasoning_ms.append(m.data), 50
             )
             wanted = [c for c in reader.connections if c.topic in topics.inputs]
-            publishers = {c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, 10) for c in wanted}
+            # The node takes the route latched (transient local), as a route publisher sends it.
+            qos = {topics.route: latched_qos()}
+            publishers = {
+                c.topic: node.create_publisher(_message_class(c.msgtype), c.topic, qos.get(c.topic, 10)) for c in wanted
+            }
             clock = node.create_publisher(Clock, "/clock", 10)
             _wait_for_subscribers(publishers[topics.odometry], timeout_s=30.0)
             start_wall, start_bag = time.monotonic(), None
@@ -357,6 +370,7 @@ def _report(
             "command": topics.command,
             "speed_limit": topics.speed_limit,
             "objects": topics.objects,
+            "route": topics.route,
         },
         "plans": len(records),
         "plan_dt_s": dt_s,

@@ -3,8 +3,10 @@
 Publishes ``/clock`` (for ``use_sim_time``), ``/carla/<ego>/rgb_front/image`` + ``camera_info``,
 ``/carla/<ego>/odometry`` (rear axle, frame ``map``, child ``<ego>``), the route's driving command on
 ``/carla/<ego>/driving_command`` and the speed limit of the lane under the ego (m/s, what a map gives) on
-``/carla/<ego>/speed_limit``, and every road user, the ego included, as CUBE markers on ``/carla/markers`` (the
-object list the planner's collision guard reads, as the bridge publishes it); subscribes to the planned
+``/carla/<ego>/speed_limit``, every road user, the ego included, as CUBE markers on ``/carla/markers`` (the
+object list the planner's collision guard reads, as the bridge publishes it), and the route ahead along the ego's lane
+as ``nav_msgs/Path`` on ``/carla/<ego>/waypoints`` (transient local, as CARLA's waypoint publisher; it follows the
+lane the ego is in, so it is sent again each tick); subscribes to the planned
 ``nav_msgs/Path`` and tracks it with the LQR + bicycle.
 Synchronous mode, as the bridge's ``synchronous_mode_wait_for_vehicle_control_command``: each 0.1 s tick waits
 (up to ``plan_timeout_s`` wall time) for the plan stamped at that tick before stepping; a late plan is counted, and
@@ -40,7 +42,15 @@ from ..scene import Trajectory, box_centers, ego_to_world, object_list, speed_li
 from ..sim.camera import CameraConfig, FrontCamera
 from ..sim.closed_loop import ClosedLoopConfig, episode_monitor, episode_world, plot_episode
 from ..sim.world import ENVIRONMENTS
-from .conversions import objects_marker_array, odometry_message, path_dt_s, path_to_poses, seconds_to_stamp
+from .conversions import (
+    latched_qos,
+    objects_marker_array,
+    odometry_message,
+    path_dt_s,
+    path_to_poses,
+    route_message,
+    seconds_to_stamp,
+)
 from .parameters import Param, declare
 from .processes import run_node
 
@@ -85,6 +95,7 @@ class SimNode(Node):
         self.command_pub = self.create_publisher(String, f"{prefix}/driving_command", 10)
         self.speed_limit_pub = self.create_publisher(Float64, f"{prefix}/speed_limit", 10)
         self.markers_pub = self.create_publisher(MarkerArray, "/carla/markers", 10)
+        self.route_pub = self.create_publisher(PathMsg, f"{prefix}/waypoints", latched_qos())
         self._marker_ids: dict[str, int] = {}  # agent id → marker id, stable over an episode (the ego is 0)
         self.episode_pub = self.create_publisher(String, "/sim/episode", 10)
         self.create_subscription(PathMsg, p["plan_topic"], self._on_plan, 10)
@@ -252,8 +263,8 @@ class SimNode(Node):
         return DriveVideo(Path(self.params["output_dir"]) / f"episode_{seed}.mp4", self.camera)
 
     def _publish_tick(self, scene, state: np.ndarray, clock_s: float, with_camera: bool) -> np.ndarray | None:
-        """Publish one tick's clock, odometry, command, speed limit, road users and (``with_camera``) image; return
-        the image rendered."""
+        """Publish one tick's clock, odometry, command, speed limit, road users, route and (``with_camera``) image;
+        return the image rendered."""
         from builtin_interfaces.msg import Time
 
         stamp = seconds_to_stamp(clock_s, Time)
@@ -265,6 +276,7 @@ class SimNode(Node):
         if limit is not None:  # off the road there is no lane and so no limit to give
             self.speed_limit_pub.publish(Float64(data=limit))
         self.markers_pub.publish(self._road_users(scene, state, clock_s))
+        self.route_pub.publish(route_message(clock_s, "map", scene.route_centerline_xy))
         if with_camera:
             frame = self.camera.render(scene)
             image = Image(height=frame.shape[0], width=frame.shape[1], encoding="rgb8", step=frame.shape[1] * 3)

@@ -26,6 +26,7 @@ from ..inputs import square_image
 from ..observation import ObservationSpec, ego_inputs, frame_picks
 from ..planning import limit_speed, stop_poses
 from ..planning.collision_guard import GuardResult, Obstacles, guard_plan
+from ..planning.route_keeping import RouteFit, follow_route
 from ..planning.validator import ValidationResult, ValidatorConfig, path_headings, validate_trajectory
 from ..scene import DrivingCommand, VehicleDimensions, ego_to_world, interpolate_poses, world_to_ego
 from .pipeline import ReasoningResult, SpanVLARuntime
@@ -119,6 +120,14 @@ class OnlineConfig:
     objects_timeout_s: float = 0.5
     #: Objects given without velocities get them from the same id's previous position, if no older than this.
     object_velocity_window_s: float = 1.0
+    #: With a route (``set_route``: CARLA's waypoints, a navigation stack's path), each plan's progress is laid along
+    #: the route's lane, easing back from the ego's lateral offset over ``route_return_time_s`` of driving (at least
+    #: 5 m/s). The model's plans hold the car's heading and do not return to the lane (README "Driving").
+    route_keeping: bool = True
+    route_return_time_s: float = 3.0
+    #: A route the ego is further off than this, or that runs off its heading by more than this, is not followed.
+    route_max_offset_m: float = 6.0
+    route_max_heading_error_rad: float = 0.8
     #: The ego's box (the guard's footprint; the odometry pose is its rear axle).
     vehicle: VehicleDimensions = field(default_factory=VehicleDimensions)
     #: A last valid plan older than this is not republished: a stop trajectory is.
@@ -135,7 +144,8 @@ class OnlineConfig:
     def __post_init__(self) -> None:
         positive = (
             "planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s",
-            "speed_limit_deceleration_mps2", "objects_timeout_s", "object_velocity_window_s",
+            "speed_limit_deceleration_mps2", "objects_timeout_s", "object_velocity_window_s", "route_return_time_s",
+            "route_max_offset_m", "route_max_heading_error_rad",
         )  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
@@ -232,6 +242,15 @@ class _ObjectList:
     velocities: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Route:
+    """The newest route: points ``xy [K, 2]`` in driving order in ``frame``, received at ``stamp_s``."""
+
+    stamp_s: float
+    frame: str
+    xy: np.ndarray
+
+
 class _Input:
     """Arrival bookkeeping for one input: last stamp, counts, the last rejection."""
 
@@ -290,6 +309,9 @@ class OnlinePlanner:
         self._speed_limit_mps: float | None = None  # held until the next one: maps publish on change
         self._objects_input = _Input()
         self._last_guard: GuardResult | None = None
+        self._route_input = _Input()
+        self._route: _Route | None = None  # held until the next one: a route is published once (latched)
+        self._last_route_fit: RouteFit | None = None
         self._reset_state(None)
         self._reasoning_failure: tuple[float, str] | None = None
         self._events: deque[tuple[float, Level, str, str]] = deque(maxlen=20)
@@ -297,7 +319,7 @@ class OnlinePlanner:
         self.last_valid_plan: PlanOutput | None = None
         self.counters = {
             "plans": 0, "stop_trajectories": 0, "validator_rejections": 0, "last_valid_republished": 0,
-            "speed_limited": 0, "collision_guarded": 0,
+            "speed_limited": 0, "collision_guarded": 0, "route_kept": 0,
         }  # fmt: skip
         #: Per series (``TIMINGS``), the newest samples in ms: planning time, reasoning pass time, age of the reasoning
         #: a plan used, and how long a cycle waited between opening and its plan.
@@ -461,6 +483,29 @@ class OnlinePlanner:
             self._speed_limit_mps = limit
             self._speed_limit_input.accept(stamp_s)
 
+    def set_route(self, stamp_s: float, frame_id: str, xy: np.ndarray) -> None:
+        """The route the ego follows from now on: points ``xy [K, 2]`` in driving order in ``frame_id``, the
+        odometry's frame. A route that is not finite, has no length or is in another frame is refused (the previous
+        one is kept)."""
+        with self._lock:
+            try:
+                xy = np.asarray(xy, dtype=np.float64)
+                if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) < 2:
+                    raise InputRejected(f"route: needs at least 2 points [x, y], got shape {xy.shape}")
+                if not np.isfinite(xy).all():
+                    raise InputRejected("route: a point is not finite")
+                if np.linalg.norm(np.diff(xy, axis=0), axis=1).sum() < 1.0:
+                    raise InputRejected("route: shorter than 1 m")
+                if self._odom_frame and frame_id != self._odom_frame:
+                    raise InputRejected(
+                        f"route is in frame '{frame_id}', odometry in '{self._odom_frame}': no transform here"
+                    )
+            except InputRejected as exc:
+                self._route_input.reject(stamp_s, str(exc))
+                raise
+            self._route = _Route(float(stamp_s), frame_id, xy.copy())
+            self._route_input.accept(stamp_s)
+
     def set_objects(
         self,
         stamp_s: float,
@@ -535,7 +580,7 @@ class OnlinePlanner:
     def reject(self, source: str, stamp_s: float, reason: str) -> None:
         """Record a message the caller could not even decode (``source``: a camera name, "odometry" or "objects")."""
         with self._lock:
-            named = {"odometry": self._odometry_input, "objects": self._objects_input}
+            named = {"odometry": self._odometry_input, "objects": self._objects_input, "route": self._route_input}
             record = named.get(source, self._camera_inputs.get(source))
             if record is not None:
                 record.reject(stamp_s, reason)
@@ -709,6 +754,7 @@ class OnlinePlanner:
                 return self._stop(now_s, start, "the action expert returned a non-finite trajectory")
             if np.abs(poses[:, :2]).max() > cfg.max_plan_extent_m:
                 return self._stop(now_s, start, f"the plan leaves the {cfg.max_plan_extent_m:.0f} m plausibility box")
+            poses = self._on_route(poses, pose, speed)
             if self._speed_limit_mps is not None:
                 limited = limit_speed(poses, self.dt_s, speed, self._speed_limit_mps, cfg.speed_limit_deceleration_mps2)
                 self.counters["speed_limited"] += int(not np.array_equal(limited, poses))
@@ -760,6 +806,24 @@ class OnlinePlanner:
                 )  # fmt: skip
             return self._stop(now_s, start, f"the plan failed validation: {validation.summary()}", validation)
 
+    def _on_route(self, poses: np.ndarray, pose: np.ndarray, speed: float) -> np.ndarray:
+        """The plan laid along the route (``route_keeping``), or as it is when there is none that fits the ego."""
+        cfg = self.config
+        route = self._route
+        self._last_route_fit = None
+        if not cfg.route_keeping or route is None or route.frame != self._odom_frame:
+            return poses
+        route_ego = world_to_ego(np.column_stack([route.xy, np.zeros(len(route.xy))]), pose)[:, :2]
+        fit = follow_route(
+            poses, route_ego, max(speed, 5.0) * cfg.route_return_time_s, cfg.route_max_offset_m,
+            cfg.route_max_heading_error_rad,
+        )  # fmt: skip
+        self._last_route_fit = fit
+        if fit.poses is None:
+            return poses
+        self.counters["route_kept"] += 1
+        return fit.poses
+
     def _waited(self, now_s: float) -> float:
         return 0.0 if self._waiting_since_s is None else now_s - self._waiting_since_s
 
@@ -801,6 +865,7 @@ class OnlinePlanner:
             out.append(self._command_status(now_s))
             out.append(self._speed_limit_status(now_s))
             out.append(self._objects_status(now_s))
+            out.append(self._route_status(now_s))
             out.append(self._reasoning_status(now_s))
             plan = self.last_plan
             if plan is None:
@@ -896,6 +961,25 @@ class OnlinePlanner:
         if guard is not None and guard.deceleration_mps2 > 0:
             return Status("objects", Level.OK, f"braking at {guard.deceleration_mps2:.1f} m/s² for an object", values)
         return Status("objects", Level.OK, f"plans clear of {len(objects.ids)} objects", values)
+
+    def _route_status(self, now_s: float) -> Status:
+        record, route, fit = self._route_input, self._route, self._last_route_fit
+        values = {"points": "0" if route is None else str(len(route.xy)), **record.values()}
+        if fit is not None and np.isfinite(fit.offset_m):
+            values["offset_m"] = f"{fit.offset_m:.2f}"
+            values["heading_error_rad"] = f"{fit.heading_error_rad:.3f}"
+        if not self.config.route_keeping:
+            return Status("route", Level.OK, "route keeping off: plans keep the model's own path", values)
+        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
+            return Status("route", Level.WARN, f"dropped a route: {record.last_rejection[1]}", values)
+        if route is None:
+            return Status("route", Level.OK, "no route received: plans keep the model's own path", values)
+        if route.frame != self._odom_frame:
+            return Status("route", Level.WARN, f"the route is in frame '{route.frame}', odometry in "
+                          f"'{self._odom_frame}': not followed", values)  # fmt: skip
+        if fit is not None and fit.poses is None:
+            return Status("route", Level.WARN, f"{fit.reason}: plans keep the model's own path", values)
+        return Status("route", Level.OK, "plans follow the route", values)
 
     def _reasoning_status(self, now_s: float) -> Status:
         cfg = self.config

@@ -60,8 +60,9 @@ class DeployedPlanner(Planner):
     image and (``map_speed_limit``) the limit of the lane under the ego as the speed limit a car's map gives; a
     reasoning pass runs when one is due (at ``reasoning_rate_hz`` of the drive's time, inline), and the core plans —
     validating the plan and falling back as on the car. With ``object_list``, the scene's other road users arrive as
-    the object list a car's perception reports (boxes and velocities), for the core's collision guard. Call it every
-    tick (the node's 10 Hz)."""
+    the object list a car's perception reports (boxes and velocities), for the core's collision guard; with ``route``,
+    the scene's route centre line arrives as the route a car's navigation gives (CARLA's waypoints), for the core's
+    route keeping. Call it every tick (the node's 10 Hz)."""
 
     needs_camera = True
     CAMERA = "front"
@@ -73,6 +74,7 @@ class DeployedPlanner(Planner):
         config: OnlineConfig = OnlineConfig(),
         map_speed_limit: bool = True,
         object_list: bool = True,
+        route: bool = True,
     ) -> None:
         meta = runtime.meta
         super().__init__(PlannerConfig(num_poses=meta["num_poses"], dt_s=meta["dt_s"]))
@@ -80,6 +82,7 @@ class DeployedPlanner(Planner):
         self.name = name
         self.map_speed_limit = map_speed_limit
         self.object_list = object_list
+        self.route = route
         self.core = OnlinePlanner(runtime, [self.CAMERA], config)
         self.driver = SyncDriver(self.core)
         self.last_output: PlanOutput | None = None
@@ -92,12 +95,14 @@ class DeployedPlanner(Planner):
         config: OnlineConfig = OnlineConfig(),
         map_speed_limit: bool = True,
         object_list: bool = True,
+        route: bool = True,
     ) -> DeployedPlanner:
         artifact = spec.split(":", 1)[1] if spec.startswith("model:") else spec
         runtime = SpanVLARuntime.from_checkpoint_or_export(backend, artifact, threads=1)
         return cls(
-            runtime, name=f"model:{artifact}", config=config, map_speed_limit=map_speed_limit, object_list=object_list
-        )
+            runtime, name=f"model:{artifact}", config=config, map_speed_limit=map_speed_limit,
+            object_list=object_list, route=route,
+        )  # fmt: skip
 
     def plan(self, scene: Scene) -> Trajectory:
         frames = scene.metadata.get(CAMERA_FRAMES)
@@ -113,6 +118,8 @@ class DeployedPlanner(Planner):
             core.set_speed_limit(now, limit)
         if self.object_list:
             core.set_objects(now, "map", *object_list(scene))
+        if self.route:
+            core.set_route(now, "map", scene.route_centerline_xy)
         output = self.driver.cycle(now).plan
         self.last_output = output
         if output is None:  # only before the first reasoning pass, which ran above: brake gently meanwhile

@@ -5,6 +5,7 @@ from .errors import SceneError, TrajectoryError
 from .geometry import (
     box_centers,
     box_corners,
+    eased_path,
     ego_to_world,
     interpolate_poses,
     lateral_offset,
@@ -54,6 +55,7 @@ __all__ = [
     "VehicleDimensions",
     "box_centers",
     "box_corners",
+    "eased_path",
     "ego_to_world",
     "interpolate_poses",
     "lane_relation",

@@ -103,3 +103,22 @@ def line_frame(line: shapely.LineString, xy: np.ndarray) -> tuple[float, float, 
     tangent = (ahead - here) / max(float(np.linalg.norm(ahead - here)), 1e-9)
     offset = tangent[0] * (xy[1] - here[1]) - tangent[1] * (xy[0] - here[0])
     return s, float(offset), float(np.arctan2(tangent[1], tangent[0]))
+
+
+def eased_path(
+    route: shapely.LineString, s0: float, offset0: float, target_offset: float, transition_m: float
+) -> shapely.LineString | None:
+    """A path starting at the ego (lateral ``offset0`` from the route at arc length ``s0``) that eases to
+    ``target_offset`` over ``transition_m`` (smoothstep), then follows the route at that offset."""
+    s = np.arange(s0, min(s0 + 220.0, route.length), 1.0)
+    if len(s) < 3:
+        return None
+    base = shapely.get_coordinates(shapely.line_interpolate_point(route, s))
+    ahead = shapely.get_coordinates(shapely.line_interpolate_point(route, np.minimum(s + 0.5, route.length)))
+    tangent = ahead - base
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+    normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
+    u = np.clip((s - s0) / max(transition_m, 1.0), 0.0, 1.0)
+    blend = u * u * (3 - 2 * u)
+    offsets = offset0 + (target_offset - offset0) * blend
+    return shapely.LineString(base + offsets[:, None] * normal)

@@ -14,7 +14,7 @@ import shapely
 
 from ..eval import ScorerConfig, score_trajectories
 from ..planning import Planner, PlannerConfig, stop_poses
-from ..scene import Scene, Trajectory, lateral_offset, speed_limit_at, world_to_ego
+from ..scene import Scene, Trajectory, eased_path, lateral_offset, speed_limit_at, world_to_ego
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class ExpertPlanner(Planner):
         agents_xy, agents_len = _agent_tracks(scene, steps, cfg.sim_dt_s)
         plans, labels = [], []
         for lane_offset in cfg.lateral_offsets_lanes:
-            path = _eased_path(
+            path = eased_path(
                 route, s0, offset0, lane_offset * lane_width, max(ego.speed_mps, 5.0) * cfg.lane_change_time_s
             )
             if path is None or (lane_offset != 0 and not _stays_on_road(path, scene)):
@@ -121,7 +121,7 @@ def plan_along_route(
     ego = scene.ego
     s0, offset0 = lateral_offset(route, ego.pose[:2])
     steps = int(round(num_poses * dt_s / config.sim_dt_s))
-    path = _eased_path(route, s0, offset0, lateral_target_m, max(ego.speed_mps, 5.0) * transition_s)
+    path = eased_path(route, s0, offset0, lateral_target_m, max(ego.speed_mps, 5.0) * transition_s)
     if path is None:
         raise ValueError("the route is too short to plan along")
     if follow_lead:
@@ -158,25 +158,6 @@ def lane_width_at(scene: Scene) -> float:
     point = shapely.Point(scene.ego.pose[:2])
     widths = [lane.width_m for lane in scene.map.lanes if lane.polygon.intersects(point)]
     return float(np.median(widths)) if widths else 4.0
-
-
-def _eased_path(
-    route: shapely.LineString, s0: float, offset0: float, target_offset: float, transition_m: float
-) -> shapely.LineString | None:
-    """A path starting at the ego (lateral ``offset0`` from the route at arc length ``s0``) that eases to
-    ``target_offset`` over ``transition_m`` (smoothstep), then follows the route at that offset."""
-    s = np.arange(s0, min(s0 + 220.0, route.length), 1.0)
-    if len(s) < 3:
-        return None
-    base = shapely.get_coordinates(shapely.line_interpolate_point(route, s))
-    ahead = shapely.get_coordinates(shapely.line_interpolate_point(route, np.minimum(s + 0.5, route.length)))
-    tangent = ahead - base
-    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
-    normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
-    u = np.clip((s - s0) / max(transition_m, 1.0), 0.0, 1.0)
-    blend = u * u * (3 - 2 * u)
-    offsets = offset0 + (target_offset - offset0) * blend
-    return shapely.LineString(base + offsets[:, None] * normal)
 
 
 def _agent_tracks(scene: Scene, steps: int, dt_s: float) -> tuple[np.ndarray, np.ndarray]:

@@ -123,32 +123,34 @@ def test_a_collision_records_where_the_other_box_was(agent_xy, side):
 
 def test_the_speed_limited_constant_velocity_reference_keeps_to_the_lane_limit():
     """The drive benchmark's reference for the core's speed limit: constant velocity, held to the lane's limit."""
-    from spanvla_ros.benchmarks.drive import SpeedLimitedConstantVelocity
+    from spanvla_ros.benchmarks.drive import CoreConstantVelocity
     from spanvla_ros.planning import ConstantVelocityPlanner
     from spanvla_ros.scene import speed_limit_at, straight_road_scene
+
+    speed_limited = CoreConstantVelocity(route=False, guard=False)
 
     fast = straight_road_scene(ego_speed_mps=40.0)
     limit = speed_limit_at(fast, None)
     assert limit is not None and limit < 40.0
-    poses = SpeedLimitedConstantVelocity().plan(fast).poses
+    poses = speed_limited.plan(fast).poses
     speeds = np.diff(np.concatenate([[0.0], poses[:, 0]])) / 0.5
     mid = 0.5 * np.arange(1, 11) - 0.25  # each step's average speed is the braking profile's at its middle
     # The step in which the profile meets the limit averages up to a·dt/8 above both.
     assert np.all(speeds <= np.maximum(limit, 40.0 - 2.0 * mid) + 2.0 * 0.5 / 8 + 1e-9)
     assert speeds[-1] == pytest.approx(max(limit, 40.0 - 2.0 * mid[-1]))
     slow = straight_road_scene(ego_speed_mps=5.0)
-    assert np.array_equal(SpeedLimitedConstantVelocity().plan(slow).poses, ConstantVelocityPlanner().plan(slow).poses)
+    assert np.array_equal(speed_limited.plan(slow).poses, ConstantVelocityPlanner().plan(slow).poses)
 
 
 def test_the_collision_guard_keeps_constant_velocity_off_the_car_ahead_on_the_highway():
     """Constant velocity runs into slower traffic on the highway; the same planner checked by the core's collision
     guard (the drive benchmark's reference) brakes for it, on the same seeded episodes."""
-    from spanvla_ros.benchmarks.drive import GuardedConstantVelocity, SpeedLimitedConstantVelocity
+    from spanvla_ros.benchmarks.drive import CoreConstantVelocity
     from spanvla_ros.sim.closed_loop import ClosedLoopConfig, run_episode
 
     config, seeds = ClosedLoopConfig(envs=("highway",), duration_s=12.0), range(4)
-    plain = [run_episode(SpeedLimitedConstantVelocity(), seed, config)[0] for seed in seeds]
-    guarded = [run_episode(GuardedConstantVelocity(), seed, config)[0] for seed in seeds]
+    plain = [run_episode(CoreConstantVelocity(route=False, guard=False), seed, config)[0] for seed in seeds]
+    guarded = [run_episode(CoreConstantVelocity(route=False), seed, config)[0] for seed in seeds]
     front = lambda results: sum(  # noqa: E731
         i.side == "front" for r in results for i in r.infractions if i.kind.startswith("collision")
     )

@@ -399,3 +399,42 @@ def test_an_object_list_brakes_plans_that_would_hit_a_car_and_a_bad_or_stale_one
     late = planner.plan(3.0)
     assert late.poses_ego[-1, 0] > 50.0 and planner.counters["collision_guarded"] == 1
     assert "plans go out unchecked" in status(planner, 4.5, "objects").message  # after the dropped list's WARN
+
+
+def test_a_route_puts_plans_back_in_its_lane_and_a_bad_one_is_refused(runtime):
+    planner = OnlinePlanner(runtime, [CAMERA])
+    assert "no route" in status(planner, 0.0, "route").message
+    drive(planner, 0.0, 2.0, speed=10.0)
+    assert reason(planner, 2.0)
+    own = planner.plan(2.0)
+    assert np.abs(own.poses_ego[:, 1]).max() < 1.0  # the model drives straight on where it is
+    # The lane's centre line runs 1.5 m to the ego's right (world frame: y = -1.5).
+    lane = np.column_stack([np.arange(-50.0, 400.0, 2.0), np.full(225, -1.5)])
+    planner.set_route(2.0, "odom", lane)
+    drive(planner, 2.1, 2.1, speed=10.0, x0=21.0)
+    kept = planner.plan(2.1)
+    assert not kept.safe_stop and kept.validation.valid
+    assert kept.poses_ego[-1, 1] == pytest.approx(-1.5, abs=0.05) and kept.poses_ego[0, 1] > -0.3  # eases over
+    own_progress = np.hypot(*np.diff(np.vstack([np.zeros(2), own.poses_ego[:, :2]]), axis=0).T).sum()
+    kept_progress = np.hypot(*np.diff(np.vstack([np.zeros(2), kept.poses_ego[:, :2]]), axis=0).T).sum()
+    assert kept_progress == pytest.approx(own_progress, rel=0.1)  # the model's speed, the route's path
+    assert planner.counters["route_kept"] == 1
+    route = status(planner, 2.1, "route")
+    assert route.message == "plans follow the route" and route.values["offset_m"] == "1.50"
+    for bad, match in (
+        (np.array([[0.0, np.nan], [5.0, 0.0]]), "not finite"),
+        (np.array([[0.0, 0.0]]), "at least 2 points"),
+        (np.array([[0.0, 0.0], [0.1, 0.0]]), "shorter than 1 m"),
+    ):
+        with pytest.raises(InputRejected, match=match):
+            planner.set_route(2.1, "odom", bad)
+    with pytest.raises(InputRejected, match="frame 'map'"):
+        planner.set_route(2.1, "map", lane)
+    assert status(planner, 2.1, "route").level == Level.WARN
+    assert np.array_equal(planner._route.xy, lane)  # the last good route holds
+    # A route the ego has left far behind is not followed, and the status says why.
+    planner.set_route(2.2, "odom", lane + [0.0, 20.0])
+    drive(planner, 2.2, 2.2, speed=10.0, x0=22.0)
+    away = planner.plan(2.2)
+    assert np.abs(away.poses_ego[:, 1]).max() < 1.0 and planner.counters["route_kept"] == 1
+    assert "18.5 m off the route" in status(planner, 4.5, "route").message

@@ -20,6 +20,7 @@ def planner(tmp_path_factory):
             "command_topic": "/test/command",
             "speed_limit_topic": "/test/speed_limit",
             "objects_topic": "/test/objects",
+            "route_topic": "/test/route",
             "camera_timeout_s": 0.6,
             "diagnostics_rate_hz": 5.0,
         },
@@ -246,6 +247,56 @@ def test_a_car_standing_ahead_on_the_object_list_brakes_the_paths(planner):
             lambda: publish_objects(bad=True) or any(s.level[0] == 1 and "NaN" in s.message for s in statuses()),
             60,
             "a WARN naming the bad object list",
+        )
+        vehicle.stop()
+        assert process.poll() is None, "planner_node died"
+    finally:
+        test.close()
+
+
+def test_a_latched_route_puts_the_paths_in_its_lane(planner):
+    """A route published once on a transient-local topic before the car moves (as CARLA's waypoint publisher does):
+    the paths ease over to its centre line 1.5 m to the ego's right, the diagnostics say so, and a route with NaN is
+    named in a WARN."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from nav_msgs.msg import Path
+
+    from spanvla_ros.ros.conversions import latched_qos, path_to_poses, route_message
+
+    process, log = planner
+    test = RosProbe()
+    try:
+        test.collect(Path, "/spanvla_planner/output/trajectory")
+        test.collect(DiagnosticArray, "/diagnostics")
+        routes = test.node.create_publisher(Path, "/test/route", latched_qos())
+        lane = np.column_stack([np.arange(-100.0, 5000.0, 2.0), np.full(2550, -1.5)])
+        routes.publish(route_message(0.0, "odom", lane))
+        vehicle = Vehicle(test, "/test/camera/image_raw")
+        vehicle.start()
+        statuses = lambda: [  # noqa: E731
+            s for m in test.messages("/diagnostics") for s in m.status if s.name == "spanvla_planner: route"
+        ]
+        wait_for(lambda: any(s.message == "plans follow the route" for s in statuses()), 60, f"route keeping ({log})")
+        test.clear("/spanvla_planner/output/trajectory")
+        wait_for(
+            lambda: sum(not is_stop(m) for m in test.messages("/spanvla_planner/output/trajectory")) >= 5,
+            60,
+            "paths along the route",
+        )
+        for message in [m for m in test.messages("/spanvla_planner/output/trajectory") if not is_stop(m)]:
+            _, _, poses = path_to_poses(message)
+            assert poses[-1, 1] == pytest.approx(-1.5, abs=0.1) and poses[-1, 0] > 10.0, poses
+
+        test.clear("/diagnostics")
+        bad = lane.copy()
+        bad[3, 1] = np.nan
+        wait_for(
+            lambda: (
+                routes.publish(route_message(0.0, "odom", bad))
+                or any(s.level[0] == 1 and "not finite" in s.message for s in statuses())
+            ),
+            60,
+            "a WARN naming the bad route",
         )
         vehicle.stop()
         assert process.poll() is None, "planner_node died"

@@ -14,11 +14,11 @@ pytestmark = pytest.mark.ros
 
 def record_drive(path, storage: str, seconds: float = 6.0) -> None:
     """An expert drive of the highway scene: odometry at 10 Hz, the front camera at 10 Hz, the route command, the
-    lane's speed limit and the other cars as object markers."""
+    lane's speed limit, the other cars as object markers and the route ahead."""
     from std_msgs.msg import Float64, String
 
     from spanvla_ros.ros.bag import BagWriter
-    from spanvla_ros.ros.conversions import objects_marker_array
+    from spanvla_ros.ros.conversions import objects_marker_array, route_message
     from spanvla_ros.scene import object_list, speed_limit_at
     from spanvla_ros.sim import ExpertPlanner, HighwayWorld, WorldConfig
     from spanvla_ros.sim.camera import CameraConfig, FrontCamera
@@ -40,6 +40,7 @@ def record_drive(path, storage: str, seconds: float = 6.0) -> None:
             names, boxes, _ = object_list(scene)
             ids = [int("".join(filter(str.isdigit, name)) or index) for index, name in enumerate(names)]
             writer.write("/vehicle/objects", objects_marker_array(t, "map", ids, boxes), ns)
+            writer.write("/vehicle/waypoints", route_message(t, "map", scene.route_centerline_xy), ns)
             scene = world.step(expert.plan(scene))
 
 
@@ -61,7 +62,7 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
     first, second = reports
     assert first["topics"] == {
         "cameras": ["/vehicle/camera/image_raw"], "odometry": "/vehicle/odom", "command": "/vehicle/driving_command",
-        "speed_limit": "/vehicle/speed_limit", "objects": "/vehicle/objects",
+        "speed_limit": "/vehicle/speed_limit", "objects": "/vehicle/objects", "route": "/vehicle/waypoints",
     }  # fmt: skip
     assert first["plans"] >= 35 and first["plans_with_future"] >= 5
     assert first["plan_dt_s"] == 0.5  # the artefact's spacing
@@ -72,6 +73,8 @@ def test_replay_is_deterministic_and_reports_displacement_errors(recorded_bag, t
     assert validation["plans"] == first["plans"] and validation["stop_trajectories"] == first["stop_trajectories"]
     assert 0 <= validation["validator_rejections"] <= validation["plans"]
     assert 0 <= validation["collision_guarded"] <= validation["plans"]
+    # Every plan after the first reasoning is laid along the recorded route (the expert keeps to its lane).
+    assert validation["route_kept"] >= validation["plans"] - validation["stop_trajectories"] - 1
     assert first["dropped_messages"] == 0  # the object lists too were taken (in the odometry's frame)
     assert first["ade_m"] == second["ade_m"]
     with AnyReader([tmp_path / "first" / "outputs"]) as reader:

@@ -105,3 +105,21 @@ def test_the_deployed_core_gets_the_other_road_users_as_its_object_list(planner)
     blind = DeployedPlanner(planner.runtime, name="blind", object_list=False)
     run_episode(blind, 0, config)
     assert blind.core._objects is None and blind.counters["collision_guarded"] == 0
+
+
+def test_the_deployed_core_follows_the_route_of_the_drive(planner):
+    """As a car's navigation would, the drive gives the core its route; plans are laid along it and the car keeps to
+    its lane. Without it (``route=False``, `--no-route`) the core keeps the model's own paths."""
+    from spanvla_ros.runtime.planner import DeployedPlanner
+
+    config = ClosedLoopConfig(envs=("highway",), duration_s=3.0, replan_every_ticks=1)
+    kept = DeployedPlanner(planner.runtime, name="route")
+    result = run_episode(kept, 0, config)[0]
+    route = kept.core._route
+    assert route is not None and route.frame == "map" and len(route.xy) > 10
+    assert kept.counters["route_kept"] >= kept.counters["plans"] - kept.counters["stop_trajectories"] - 2
+    assert abs(kept.core._last_route_fit.offset_m) < 1.0  # in its lane
+    assert not any(i.kind == "off_road" for i in result.infractions)
+    own = DeployedPlanner(planner.runtime, name="own", route=False)
+    run_episode(own, 0, config)
+    assert own.core._route is None and own.counters["route_kept"] == 0

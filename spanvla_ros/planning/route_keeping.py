@@ -1,0 +1,85 @@
+"""Keeping a plan on the route: the plan's own progress (how far it drives at each pose) laid along the route's lane,
+easing back from the ego's current lateral offset. The model's plans hold the car's current heading and leave a drift
+uncorrected; replanned at 10 Hz, that drift integrates until the car leaves the road (README "Driving"). A route
+(CARLA's ``/carla/<ego>/waypoints``, a navigation stack's path) fixes where the car drives; the model keeps how fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from ..scene import eased_path, line_frame, wrap_angle
+
+#: The route is extended straight at both ends by this much, so that a plan reaching past its last point still has a
+#: lane to follow.
+ROUTE_EXTENSION_M = 250.0
+#: An ego this far behind the route's first point still follows it (a route starts where the car stood).
+ROUTE_START_SLACK_M = 5.0
+
+
+@dataclass(frozen=True)
+class RouteFit:
+    """The plan laid along the route (``poses`` None when the route does not fit the ego: ``reason`` says why), the
+    ego's lateral offset from the route (m, positive left) and its heading relative to the route (rad)."""
+
+    poses: np.ndarray | None
+    offset_m: float
+    heading_error_rad: float
+    reason: str = ""
+
+
+def follow_route(
+    poses_ego: np.ndarray,
+    route_ego_xy: np.ndarray,
+    return_distance_m: float,
+    max_offset_m: float,
+    max_heading_error_rad: float,
+) -> RouteFit:
+    """Lay the plan ``poses_ego [N, 3]`` (ego frame, the ego at the origin) along the route ``route_ego_xy [K, 2]``
+    (ego frame, in driving order): pose i keeps the plan's arc length to it, on a path that starts at the ego and eases
+    (smoothstep over ``return_distance_m``) from the ego's lateral offset to the route's centre line. A route the ego
+    is more than ``max_offset_m`` off, points against the ego by more than ``max_heading_error_rad``, or that the ego
+    is not alongside, is not used."""
+    route_ego_xy = np.asarray(route_ego_xy, dtype=np.float64)
+    line = _extended(route_ego_xy)
+    if line is None:
+        return RouteFit(None, float("nan"), float("nan"), "the route has no length")
+    s0, offset0, heading = line_frame(line, np.zeros(2))
+    heading_error = float(wrap_angle(-heading))
+    real_start, real_end = ROUTE_EXTENSION_M, line.length - ROUTE_EXTENSION_M
+    if not real_start - ROUTE_START_SLACK_M <= s0 <= real_end:
+        where = "behind" if s0 > real_end else "ahead of"
+        return RouteFit(None, offset0, heading_error, f"the route lies {where} the ego")
+    if abs(offset0) > max_offset_m:
+        return RouteFit(None, offset0, heading_error, f"the ego is {abs(offset0):.1f} m off the route")
+    if abs(heading_error) > max_heading_error_rad:
+        return RouteFit(
+            None, offset0, heading_error, f"the route runs {np.degrees(abs(heading_error)):.0f}° off the ego's heading"
+        )
+    path = eased_path(line, s0, offset0, 0.0, return_distance_m)
+    if path is None:
+        return RouteFit(None, offset0, heading_error, "the route ends at the ego")
+    xy = np.asarray(poses_ego, dtype=np.float64)[:, :2]
+    progress = np.cumsum(np.linalg.norm(np.diff(np.vstack([np.zeros(2), xy]), axis=0), axis=1))
+    progress = np.minimum(progress, path.length)
+    points = shapely.get_coordinates(shapely.line_interpolate_point(path, progress))
+    ahead = shapely.get_coordinates(shapely.line_interpolate_point(path, np.minimum(progress + 0.5, path.length)))
+    behind = shapely.get_coordinates(shapely.line_interpolate_point(path, np.maximum(progress - 0.5, 0.0)))
+    headings = np.arctan2(ahead[:, 1] - behind[:, 1], ahead[:, 0] - behind[:, 0])
+    return RouteFit(np.column_stack([points, headings]), offset0, heading_error)
+
+
+def _extended(route_xy: np.ndarray) -> shapely.LineString | None:
+    """The route with repeated points removed and a straight piece of ``ROUTE_EXTENSION_M`` added at each end."""
+    if route_xy.ndim != 2 or route_xy.shape[1] != 2 or len(route_xy) < 2:
+        return None
+    keep = np.concatenate([[True], np.linalg.norm(np.diff(route_xy, axis=0), axis=1) > 1e-3])
+    xy = route_xy[keep]
+    if len(xy) < 2:
+        return None
+    first = (xy[1] - xy[0]) / np.linalg.norm(xy[1] - xy[0])
+    last = (xy[-1] - xy[-2]) / np.linalg.norm(xy[-1] - xy[-2])
+    return shapely.LineString(np.vstack([xy[0] - ROUTE_EXTENSION_M * first, xy, xy[-1] + ROUTE_EXTENSION_M * last]))
