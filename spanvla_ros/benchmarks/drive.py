@@ -25,9 +25,8 @@ from ..data.scenes import HELD_OUT_SEED, evaluation_scenes
 from ..eval.open_loop import ablate_frames, evaluate_open_loop
 from ..planning import ConstantVelocityPlanner, Planner, limit_speed
 from ..planning.collision_guard import Obstacles, guard_plan
-from ..planning.route_keeping import follow_route
-from ..runtime.online import OnlineConfig
-from ..scene import Scene, Trajectory, object_list, speed_limit_at, world_to_ego
+from ..runtime.online import OnlineConfig, keep_to_route
+from ..scene import Scene, Trajectory, object_list, speed_limit_at
 from ..sim import ExpertPlanner
 from ..sim.camera_style import HELD_OUT_STYLES
 from ..sim.closed_loop import ClosedLoopConfig, evaluate_closed_loop
@@ -65,13 +64,7 @@ class CoreConstantVelocity(ConstantVelocityPlanner):
         config = OnlineConfig()
         poses, speed = plan.poses, scene.ego.speed_mps
         if self.route:
-            route_ego = world_to_ego(
-                np.column_stack([scene.route_centerline_xy, np.zeros(len(scene.route_centerline_xy))]), scene.ego.pose
-            )[:, :2]
-            fit = follow_route(
-                poses, route_ego, max(speed, 5.0) * config.route_return_time_s, config.route_max_offset_m,
-                config.route_max_heading_error_rad,
-            )  # fmt: skip
+            fit = keep_to_route(poses, plan.dt_s, scene.ego.pose, speed, scene.route_centerline_xy, config)
             poses = poses if fit.poses is None else fit.poses
         limit = speed_limit_at(scene, None) if self.speed_limit else None
         if limit is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from scipy.ndimage import uniform_filter1d
 
 from ..scene import eased_path, line_frame, wrap_angle
 
@@ -18,6 +19,11 @@ from ..scene import eased_path, line_frame, wrap_angle
 ROUTE_EXTENSION_M = 250.0
 #: An ego this far behind the route's first point still follows it (a route starts where the car stood).
 ROUTE_START_SLACK_M = 5.0
+#: Bends are measured on the path every this many metres, their curvature averaged over a window of these steps.
+CURVATURE_STEP_M = 1.0
+CURVATURE_WINDOW = 5
+#: Sub-steps per plan step of the re-timing for bends.
+SUBSTEPS = 10
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,19 @@ def follow_route(
     return_distance_m: float,
     max_offset_m: float,
     max_heading_error_rad: float,
+    *,
+    dt_s: float = 0.5,
+    speed_mps: float = 0.0,
+    max_lateral_acceleration_mps2: float | None = None,
+    curve_deceleration_mps2: float = 3.0,
 ) -> RouteFit:
     """Lay the plan ``poses_ego [N, 3]`` (ego frame, the ego at the origin) along the route ``route_ego_xy [K, 2]``
     (ego frame, in driving order): pose i keeps the plan's arc length to it, on a path that starts at the ego and eases
     (smoothstep over ``return_distance_m``) from the ego's lateral offset to the route's centre line. A route the ego
     is more than ``max_offset_m`` off, points against the ego by more than ``max_heading_error_rad``, or that the ego
-    is not alongside, is not used."""
+    is not alongside, is not used. With ``max_lateral_acceleration_mps2``, the plan (pose i at ``(i+1)·dt_s``, the ego
+    at ``speed_mps``) is also slowed where the path bends too tightly for its speed, braking for a bend ahead at up to
+    ``curve_deceleration_mps2``: the model does not slow for a turn it does not draw."""
     route_ego_xy = np.asarray(route_ego_xy, dtype=np.float64)
     line = _extended(route_ego_xy)
     if line is None:
@@ -65,11 +78,49 @@ def follow_route(
     xy = np.asarray(poses_ego, dtype=np.float64)[:, :2]
     progress = np.cumsum(np.linalg.norm(np.diff(np.vstack([np.zeros(2), xy]), axis=0), axis=1))
     progress = np.minimum(progress, path.length)
+    if max_lateral_acceleration_mps2 is not None:
+        progress = _slowed_for_bends(
+            progress, path, dt_s, speed_mps, max_lateral_acceleration_mps2, curve_deceleration_mps2
+        )
     points = shapely.get_coordinates(shapely.line_interpolate_point(path, progress))
     ahead = shapely.get_coordinates(shapely.line_interpolate_point(path, np.minimum(progress + 0.5, path.length)))
     behind = shapely.get_coordinates(shapely.line_interpolate_point(path, np.maximum(progress - 0.5, 0.0)))
     headings = np.arctan2(ahead[:, 1] - behind[:, 1], ahead[:, 0] - behind[:, 0])
     return RouteFit(np.column_stack([points, headings]), offset0, heading_error)
+
+
+def _slowed_for_bends(
+    progress: np.ndarray,
+    path: shapely.LineString,
+    dt_s: float,
+    speed_mps: float,
+    max_lateral_acceleration_mps2: float,
+    deceleration_mps2: float,
+) -> np.ndarray:
+    """The plan's arc lengths at its poses, re-timed so that its speed keeps v²·κ within the limit along ``path``
+    (reached by braking at ``deceleration_mps2``); wherever the plan is already slower, it stays as planned."""
+    grid = np.arange(0.0, path.length, CURVATURE_STEP_M)
+    if len(grid) < 3:
+        return progress
+    xy = shapely.get_coordinates(shapely.line_interpolate_point(path, grid))
+    headings = np.unwrap(np.arctan2(np.diff(xy[:, 1]), np.diff(xy[:, 0])))
+    # Polyline vertices kink the heading: curvature is taken over a few metres.
+    curvature = np.abs(uniform_filter1d(np.gradient(headings, CURVATURE_STEP_M), CURVATURE_WINDOW, mode="nearest"))
+    cap = np.sqrt(max_lateral_acceleration_mps2 / np.maximum(curvature, 1e-6))
+    for i in range(len(cap) - 2, -1, -1):  # brake in time for the bends ahead
+        cap[i] = min(cap[i], np.sqrt(cap[i + 1] ** 2 + 2 * deceleration_mps2 * CURVATURE_STEP_M))
+    cap_s = grid[:-1] + 0.5 * CURVATURE_STEP_M
+    planned_speeds = np.diff(np.concatenate([[0.0], progress])) / dt_s
+    substep = dt_s / SUBSTEPS
+    s, speed, out = 0.0, max(speed_mps, 0.0), np.empty_like(progress)
+    for i, planned in enumerate(planned_speeds):
+        for _ in range(SUBSTEPS):
+            # A bend found too late is braked for at the same rate, never faster than the plan drives itself.
+            allowed = max(float(np.interp(s, cap_s, cap)), speed - deceleration_mps2 * substep)
+            speed = min(planned, allowed)
+            s += speed * substep
+        out[i] = s
+    return np.minimum(out, progress)
 
 
 def _extended(route_xy: np.ndarray) -> shapely.LineString | None:

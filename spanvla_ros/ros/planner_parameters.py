@@ -72,6 +72,8 @@ PARAMETERS = [
           "from the ego's lateral offset back to the route", 0.5, 20.0),
     Param("route_max_offset_m", 6.0, "Route keeping: a route the ego is further off than this is not followed (WARN)",
           0.5, 50.0),
+    Param("route_max_lateral_acceleration_mps2", 3.0, "Route keeping: plans are slowed where the route bends too "
+          "tightly for their speed (v²κ above this), braking at speed_limit_deceleration_mps2", 0.5, 10.0),
     Param("camera_timeout_s", 1.0, "A camera silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("odometry_timeout_s", 0.5, "Odometry silent this long → stop trajectory + ERROR", 0.05, 60.0),
     Param("reasoning_warn_s", 3.0, "Plans from a reasoning older than this → WARN", 0.1, 600.0),
@@ -173,6 +175,7 @@ def online_config(p: dict[str, Any]) -> OnlineConfig:
         route_keeping=p["route_keeping"],
         route_return_time_s=p["route_return_time_s"],
         route_max_offset_m=p["route_max_offset_m"],
+        route_max_lateral_acceleration_mps2=p["route_max_lateral_acceleration_mps2"],
         vehicle=VehicleDimensions(
             length_m=p["vehicle_length_m"],
             width_m=p["vehicle_width_m"],

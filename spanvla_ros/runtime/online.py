@@ -128,6 +128,9 @@ class OnlineConfig:
     #: A route the ego is further off than this, or that runs off its heading by more than this, is not followed.
     route_max_offset_m: float = 6.0
     route_max_heading_error_rad: float = 0.8
+    #: Along the route, plans are slowed where its bends would need more lateral acceleration than this (braking at
+    #: ``speed_limit_deceleration_mps2``): a turn the model does not draw, it does not slow for.
+    route_max_lateral_acceleration_mps2: float = 3.0
     #: The ego's box (the guard's footprint; the odometry pose is its rear axle).
     vehicle: VehicleDimensions = field(default_factory=VehicleDimensions)
     #: A last valid plan older than this is not republished: a stop trajectory is.
@@ -145,7 +148,7 @@ class OnlineConfig:
         positive = (
             "planning_rate_hz", "reasoning_rate_hz", "camera_timeout_s", "odometry_timeout_s",
             "speed_limit_deceleration_mps2", "objects_timeout_s", "object_velocity_window_s", "route_return_time_s",
-            "route_max_offset_m", "route_max_heading_error_rad",
+            "route_max_offset_m", "route_max_heading_error_rad", "route_max_lateral_acceleration_mps2",
         )  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:
@@ -176,6 +179,20 @@ class OnlineConfig:
                 f"invalid_plan_handling must be one of {', '.join(INVALID_PLAN_HANDLING)}, "
                 f"got {self.invalid_plan_handling!r}"
             )
+
+
+def keep_to_route(
+    poses_ego: np.ndarray, dt_s: float, pose: np.ndarray, speed_mps: float, route_xy: np.ndarray, config: OnlineConfig
+) -> RouteFit:
+    """The plan (ego frame of ``pose``) laid along the route ``route_xy [K, 2]`` (the pose's frame) with the core's
+    route-keeping settings (``planning.route_keeping``)."""
+    route_ego = world_to_ego(np.column_stack([route_xy, np.zeros(len(route_xy))]), pose)[:, :2]
+    return follow_route(
+        poses_ego, route_ego, max(speed_mps, 5.0) * config.route_return_time_s, config.route_max_offset_m,
+        config.route_max_heading_error_rad, dt_s=dt_s, speed_mps=speed_mps,
+        max_lateral_acceleration_mps2=config.route_max_lateral_acceleration_mps2,
+        curve_deceleration_mps2=config.speed_limit_deceleration_mps2,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -813,11 +830,7 @@ class OnlinePlanner:
         self._last_route_fit = None
         if not cfg.route_keeping or route is None or route.frame != self._odom_frame:
             return poses
-        route_ego = world_to_ego(np.column_stack([route.xy, np.zeros(len(route.xy))]), pose)[:, :2]
-        fit = follow_route(
-            poses, route_ego, max(speed, 5.0) * cfg.route_return_time_s, cfg.route_max_offset_m,
-            cfg.route_max_heading_error_rad,
-        )  # fmt: skip
+        fit = keep_to_route(poses, self.dt_s, pose, speed, route.xy, cfg)
         self._last_route_fit = fit
         if fit.poses is None:
             return poses

@@ -86,3 +86,29 @@ def test_a_plan_beyond_the_route_end_goes_straight_on():
 def test_a_route_that_does_not_fit_the_ego_is_not_used(route, reason):
     fit = follow_route(drifting_plan(10.0), route, 30.0, 6.0, 0.8)
     assert fit.poses is None and reason in fit.reason
+
+
+def test_a_plan_slows_for_a_tight_bend_ahead_and_not_on_a_straight():
+    """A 90° left turn of radius 12 m starting 30 m ahead: the model's 12 m/s plan is slowed in time so that v²κ stays
+    within 3 m/s² through the bend, braking at no more than 2 m/s²; on a straight route nothing changes."""
+    straight_in = np.column_stack([np.arange(-40.0, 30.0, 1.0), np.zeros(70)])
+    angles = np.linspace(0.0, np.pi / 2, 40)[1:]
+    bend = np.column_stack([30.0 + 12.0 * np.sin(angles), 12.0 * (1 - np.cos(angles))])
+    out = np.column_stack([np.full(60, 42.0), 12.0 + np.arange(1.0, 61.0)])
+    route = np.vstack([straight_in, bend, out])
+    plan = drifting_plan(12.0)
+    fit = follow_route(
+        plan, route, 36.0, 6.0, 0.8, dt_s=DT, speed_mps=12.0, max_lateral_acceleration_mps2=3.0,
+        curve_deceleration_mps2=2.0,
+    )  # fmt: skip
+    progress = arc_lengths(fit.poses)
+    speeds = np.diff(np.concatenate([[0.0], progress])) / DT
+    in_bend = (progress > 30.0 + 2.0) & (progress < 30.0 + 12.0 * np.pi / 2 - 2.0)
+    assert in_bend.any() and speeds[in_bend].max() <= np.sqrt(3.0 * 12.0) * 1.1
+    assert np.all(np.diff(np.concatenate([[12.0], speeds])) >= -2.0 * DT - 0.2)  # brakes gently, as the bend nears
+    assert np.all(progress <= arc_lengths(plan) + 1e-9)  # never faster than the model
+    kept = follow_route(
+        plan, lane_in_ego_frame(0.0, 0.0), 36.0, 6.0, 0.8, dt_s=DT, speed_mps=12.0,
+        max_lateral_acceleration_mps2=3.0,
+    )  # fmt: skip
+    assert np.allclose(arc_lengths(kept.poses), arc_lengths(plan), atol=1e-6)
