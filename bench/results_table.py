@@ -97,12 +97,9 @@ def drive_table() -> None:
                 f" ({gain['mean']:+.3f}, 95 % CI [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}])" if gain else ""
             )
             print(f"| {key} | {row['pdms']:.3f}{interval} | {row['epdms']:.3f} | {row.get('ade_m', 0):.2f} | | | | |")
-    closed_only = (
-        "constant_velocity_speed_limited", "constant_velocity_guarded", "model_without_collision_guard",
-        "model_without_speed_limit",
-    )  # fmt: skip
-    for key in closed_only:  # closed-loop references only
-        if key in cl:
+    # Closed-loop references only: every one the run holds (their names changed as the core gained layers).
+    for key in [k for k in cl if k not in labels]:
+        if "minus_model" in cl[key]:
             gain = cl[key]["minus_model"]
             cells = (
                 f"{cl[key]['driving_score']:.3f} ({gain['mean']:+.3f} vs the model, [{gain['ci95'][0]:+.3f}, "
