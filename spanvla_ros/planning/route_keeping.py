@@ -6,13 +6,14 @@ uncorrected; replanned at 10 Hz, that drift integrates until the car leaves the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from scipy.ndimage import uniform_filter1d
 
-from ..scene import eased_path, line_frame, wrap_angle
+from ..scene import Polyline, eased_path, line_frame, wrap_angle
 
 #: The route is extended straight at both ends by this much, so that a plan reaching past its last point still has a
 #: lane to follow.
@@ -22,8 +23,9 @@ ROUTE_START_SLACK_M = 5.0
 #: Bends are measured on the path every this many metres, their curvature averaged over a window of these steps.
 CURVATURE_STEP_M = 1.0
 CURVATURE_WINDOW = 5
-#: Sub-steps per plan step of the re-timing for bends.
+#: Sub-steps per plan step of the re-timing for bends, and the spacing of its speed caps.
 SUBSTEPS = 10
+FINE_STEP_M = 0.25
 
 
 @dataclass(frozen=True)
@@ -76,22 +78,21 @@ def follow_route(
     if path is None:
         return RouteFit(None, offset0, heading_error, "the route ends at the ego")
     xy = np.asarray(poses_ego, dtype=np.float64)[:, :2]
+    along = Polyline(shapely.get_coordinates(path))
     progress = np.cumsum(np.linalg.norm(np.diff(np.vstack([np.zeros(2), xy]), axis=0), axis=1))
-    progress = np.minimum(progress, path.length)
+    progress = np.minimum(progress, along.length)
     if max_lateral_acceleration_mps2 is not None:
         progress = _slowed_for_bends(
-            progress, path, dt_s, speed_mps, max_lateral_acceleration_mps2, curve_deceleration_mps2
+            progress, along, dt_s, speed_mps, max_lateral_acceleration_mps2, curve_deceleration_mps2
         )
-    points = shapely.get_coordinates(shapely.line_interpolate_point(path, progress))
-    ahead = shapely.get_coordinates(shapely.line_interpolate_point(path, np.minimum(progress + 0.5, path.length)))
-    behind = shapely.get_coordinates(shapely.line_interpolate_point(path, np.maximum(progress - 0.5, 0.0)))
+    ahead, behind = along.at(progress + 0.5), along.at(progress - 0.5)
     headings = np.arctan2(ahead[:, 1] - behind[:, 1], ahead[:, 0] - behind[:, 0])
-    return RouteFit(np.column_stack([points, headings]), offset0, heading_error)
+    return RouteFit(np.column_stack([along.at(progress), headings]), offset0, heading_error)
 
 
 def _slowed_for_bends(
     progress: np.ndarray,
-    path: shapely.LineString,
+    path: Polyline,
     dt_s: float,
     speed_mps: float,
     max_lateral_acceleration_mps2: float,
@@ -102,21 +103,22 @@ def _slowed_for_bends(
     grid = np.arange(0.0, path.length, CURVATURE_STEP_M)
     if len(grid) < 3:
         return progress
-    xy = shapely.get_coordinates(shapely.line_interpolate_point(path, grid))
+    xy = path.at(grid)
     headings = np.unwrap(np.arctan2(np.diff(xy[:, 1]), np.diff(xy[:, 0])))
     # Polyline vertices kink the heading: curvature is taken over a few metres.
     curvature = np.abs(uniform_filter1d(np.gradient(headings, CURVATURE_STEP_M), CURVATURE_WINDOW, mode="nearest"))
-    cap = np.sqrt(max_lateral_acceleration_mps2 / np.maximum(curvature, 1e-6))
+    cap = np.sqrt(max_lateral_acceleration_mps2 / np.maximum(curvature, 1e-6)).tolist()
     for i in range(len(cap) - 2, -1, -1):  # brake in time for the bends ahead
-        cap[i] = min(cap[i], np.sqrt(cap[i + 1] ** 2 + 2 * deceleration_mps2 * CURVATURE_STEP_M))
-    cap_s = grid[:-1] + 0.5 * CURVATURE_STEP_M
-    planned_speeds = np.diff(np.concatenate([[0.0], progress])) / dt_s
+        cap[i] = min(cap[i], math.sqrt(cap[i + 1] ** 2 + 2 * deceleration_mps2 * CURVATURE_STEP_M))
+    # Looked up by index in the loop below (np.interp per sub-step costs more than the rest together).
+    fine = np.interp(np.arange(0.0, path.length, FINE_STEP_M), grid[:-1] + 0.5 * CURVATURE_STEP_M, cap).tolist()
+    planned_speeds = (np.diff(np.concatenate([[0.0], progress])) / dt_s).tolist()
     substep = dt_s / SUBSTEPS
     s, speed, out = 0.0, max(speed_mps, 0.0), np.empty_like(progress)
     for i, planned in enumerate(planned_speeds):
         for _ in range(SUBSTEPS):
             # A bend found too late is braked for at the same rate, never faster than the plan drives itself.
-            allowed = max(float(np.interp(s, cap_s, cap)), speed - deceleration_mps2 * substep)
+            allowed = max(fine[min(int(s / FINE_STEP_M), len(fine) - 1)], speed - deceleration_mps2 * substep)
             speed = min(planned, allowed)
             s += speed * substep
         out[i] = s

@@ -3,6 +3,7 @@
 from .builders import straight_poses, straight_road_scene
 from .errors import SceneError, TrajectoryError
 from .geometry import (
+    Polyline,
     box_centers,
     box_corners,
     eased_path,
@@ -37,6 +38,7 @@ from .types import (
 )
 
 __all__ = [
+    "Polyline",
     "MOVING_AGENT_KINDS",
     "Agent",
     "AgentKind",

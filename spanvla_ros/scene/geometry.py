@@ -105,6 +105,22 @@ def line_frame(line: shapely.LineString, xy: np.ndarray) -> tuple[float, float, 
     return s, float(offset), float(np.arctan2(tangent[1], tangent[0]))
 
 
+class Polyline:
+    """Points at arc lengths along a polyline ``xy [K, 2]``: numpy interpolation, where shapely's costs milliseconds
+    for a few hundred points on a long line."""
+
+    def __init__(self, xy: np.ndarray) -> None:
+        self.xy = xy
+        self.s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy, axis=0), axis=1))])
+        self.length = float(self.s[-1])
+
+    def at(self, distances: np.ndarray) -> np.ndarray:
+        """Points ``[M, 2]`` at ``distances`` (clipped to the line)."""
+        return np.column_stack(
+            [np.interp(distances, self.s, self.xy[:, 0]), np.interp(distances, self.s, self.xy[:, 1])]
+        )
+
+
 def eased_path(
     route: shapely.LineString, s0: float, offset0: float, target_offset: float, transition_m: float
 ) -> shapely.LineString | None:
@@ -113,8 +129,8 @@ def eased_path(
     s = np.arange(s0, min(s0 + 220.0, route.length), 1.0)
     if len(s) < 3:
         return None
-    base = shapely.get_coordinates(shapely.line_interpolate_point(route, s))
-    ahead = shapely.get_coordinates(shapely.line_interpolate_point(route, np.minimum(s + 0.5, route.length)))
+    along = Polyline(shapely.get_coordinates(route))
+    base, ahead = along.at(s), along.at(s + 0.5)
     tangent = ahead - base
     tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
     normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
