@@ -167,20 +167,27 @@ def guard_plan(
     poses = np.asarray(poses_ego, dtype=np.float64)
     if len(obstacles) == 0:
         return GuardResult(poses.copy(), 0.0, None, False)
-    candidates = [(0.0, poses, stop_beyond(poses, dt_s, decelerations_mps2[0]))]
-    for deceleration in decelerations_mps2:
+    count = len(decelerations_mps2) + 1
+
+    @functools.cache
+    def candidate(index: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """(deceleration, plan, sweep) of candidate ``index``: 0 is the plan as made; built when first needed, as a
+        clear road needs none of the braked ones."""
+        if index == 0:
+            return 0.0, poses, stop_beyond(poses, dt_s, decelerations_mps2[0])
+        deceleration = decelerations_mps2[index - 1]
         braked = brake_along_path(poses, dt_s, speed_mps, deceleration)
-        candidates.append((deceleration, braked, stop_beyond(braked, dt_s, deceleration)))
+        return deceleration, braked, stop_beyond(braked, dt_s, deceleration)
 
     @functools.cache
     def touch(index: int) -> float | None:  # each candidate's sweep is checked once for plain contact
-        return first_contact(candidates[index][2], dt_s, obstacles, ego, clearance_m)
+        return first_contact(candidate(index)[2], dt_s, obstacles, ego, clearance_m)
 
     def keeps_gap(index: int) -> float | None:
         """None when the sweep stays clear and keeps the time gap; else when it first fails."""
         late = None
         if headway_s > 0:
-            late = first_contact(candidates[index][2], dt_s, obstacles, ego, clearance_m, headway_s, HEADWAY_RECOVERY_S)
+            late = first_contact(candidate(index)[2], dt_s, obstacles, ego, clearance_m, headway_s, HEADWAY_RECOVERY_S)
         fails = [t for t in (touch(index), late) if t is not None]
         return min(fails) if fails else None
 
@@ -188,11 +195,12 @@ def guard_plan(
     if hit is None:
         return GuardResult(poses.copy(), 0.0, None, False)
     if headway_s > 0:
-        for index in range(1, len(candidates)):
+        for index in range(1, count):
             if keeps_gap(index) is None:
-                return GuardResult(candidates[index][1], candidates[index][0], hit, False)
+                return GuardResult(candidate(index)[1], candidate(index)[0], hit, False)
     best, best_contact = None, -1.0
-    for index, (deceleration, braked, _) in enumerate(candidates):
+    for index in range(count):
+        deceleration, braked, _ = candidate(index)
         contact = touch(index)
         if contact is None:
             return GuardResult(braked, deceleration, hit, False)
