@@ -20,6 +20,8 @@ from ..scene import Polyline, eased_path, line_frame, wrap_angle
 ROUTE_EXTENSION_M = 250.0
 #: An ego this far behind the route's first point still follows it (a route starts where the car stood).
 ROUTE_START_SLACK_M = 5.0
+#: Route coordinates beyond this are absurd (a UTM northing is below 1e7 m; GEOS fails near 1e300).
+MAX_EXTENT_M = 1e8
 #: Bends are measured on the path every this many metres, their curvature averaged over a window of these steps.
 CURVATURE_STEP_M = 1.0
 CURVATURE_WINDOW = 5
@@ -59,11 +61,15 @@ def follow_route(
     at ``speed_mps``) is also slowed where the path bends too tightly for its speed, braking for a bend ahead at up to
     ``curve_deceleration_mps2``: the model does not slow for a turn it does not draw."""
     route_ego_xy = np.asarray(route_ego_xy, dtype=np.float64)
+    if not np.isfinite(route_ego_xy).all() or np.abs(route_ego_xy).max(initial=0.0) > MAX_EXTENT_M:
+        return RouteFit(None, float("nan"), float("nan"), "the route gives no finite geometry")
     line = _extended(route_ego_xy)
     if line is None:
         return RouteFit(None, float("nan"), float("nan"), "the route has no length")
     s0, offset0, heading = line_frame(line, np.zeros(2))
     heading_error = float(wrap_angle(-heading))
+    if not np.isfinite([s0, offset0, heading]).all():
+        return RouteFit(None, float("nan"), float("nan"), "the route gives no finite geometry")
     real_start, real_end = ROUTE_EXTENSION_M, line.length - ROUTE_EXTENSION_M
     if not real_start - ROUTE_START_SLACK_M <= s0 <= real_end:
         where = "behind" if s0 > real_end else "ahead of"
@@ -87,7 +93,10 @@ def follow_route(
         )
     ahead, behind = along.at(progress + 0.5), along.at(progress - 0.5)
     headings = np.arctan2(ahead[:, 1] - behind[:, 1], ahead[:, 0] - behind[:, 0])
-    return RouteFit(np.column_stack([along.at(progress), headings]), offset0, heading_error)
+    poses = np.column_stack([along.at(progress), headings])
+    if not np.isfinite(poses).all():
+        return RouteFit(None, offset0, heading_error, "the route gives no finite geometry")
+    return RouteFit(poses, offset0, heading_error)
 
 
 def _slowed_for_bends(

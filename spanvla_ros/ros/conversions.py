@@ -206,8 +206,8 @@ def route_message(stamp_s: float, frame: str, xy: np.ndarray):
     heading towards the next, every pose stamped ``stamp_s``."""
     xy = np.asarray(xy, dtype=np.float64)
     step = np.diff(xy, axis=0)
-    headings = np.arctan2(step[:, 1], step[:, 0]) if len(xy) > 1 else np.zeros(0)
-    headings = np.append(headings, headings[-1] if len(headings) else 0.0)
+    headings = np.arctan2(step[:, 1], step[:, 0])
+    headings = np.append(headings, headings[-1]) if len(headings) else np.zeros(len(xy))
     return _path(frame, stamp_s, np.column_stack([xy, headings]), np.full(len(xy), stamp_s))
 
 

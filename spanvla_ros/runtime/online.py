@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+import shapely
 
 from ..inputs import square_image
 from ..observation import ObservationSpec, ego_inputs, frame_picks
 from ..planning import limit_speed, stop_poses
 from ..planning.collision_guard import GuardResult, Obstacles, guard_plan
-from ..planning.route_keeping import RouteFit, follow_route
+from ..planning.route_keeping import MAX_EXTENT_M, RouteFit, follow_route
 from ..planning.validator import ValidationResult, ValidatorConfig, path_headings, validate_trajectory
 from ..scene import DrivingCommand, VehicleDimensions, ego_to_world, interpolate_poses, world_to_ego
 from .pipeline import ReasoningResult, SpanVLARuntime
@@ -509,8 +510,8 @@ class OnlinePlanner:
                 xy = np.asarray(xy, dtype=np.float64)
                 if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) < 2:
                     raise InputRejected(f"route: needs at least 2 points [x, y], got shape {xy.shape}")
-                if not np.isfinite(xy).all():
-                    raise InputRejected("route: a point is not finite")
+                if not np.isfinite(xy).all() or np.abs(xy).max() > MAX_EXTENT_M:
+                    raise InputRejected(f"route: a point is not finite or lies beyond {MAX_EXTENT_M:.0e} m")
                 if np.linalg.norm(np.diff(xy, axis=0), axis=1).sum() < 1.0:
                     raise InputRejected("route: shorter than 1 m")
                 if self._odom_frame and frame_id != self._odom_frame:
@@ -830,7 +831,10 @@ class OnlinePlanner:
         self._last_route_fit = None
         if not cfg.route_keeping or route is None or route.frame != self._odom_frame:
             return poses
-        fit = keep_to_route(poses, self.dt_s, pose, speed, route.xy, cfg)
+        try:
+            fit = keep_to_route(poses, self.dt_s, pose, speed, route.xy, cfg)
+        except (ValueError, shapely.errors.GEOSException) as exc:  # geometry a check above missed: plan without it
+            fit = RouteFit(None, float("nan"), float("nan"), f"the route's geometry failed: {exc}")
         self._last_route_fit = fit
         if fit.poses is None:
             return poses

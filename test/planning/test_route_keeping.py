@@ -112,3 +112,9 @@ def test_a_plan_slows_for_a_tight_bend_ahead_and_not_on_a_straight():
         max_lateral_acceleration_mps2=3.0,
     )  # fmt: skip
     assert np.allclose(arc_lengths(kept.poses), arc_lengths(plan), atol=1e-6)
+
+
+def test_a_route_far_beyond_any_map_gives_no_path_but_says_so():
+    route = np.array([[1e300, 0.0], [-1e300, 1.0], [0.0, 1e300]])
+    fit = follow_route(drifting_plan(10.0), route, 30.0, 6.0, 0.8)
+    assert fit.poses is None and fit.reason

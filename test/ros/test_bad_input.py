@@ -21,6 +21,7 @@ from ros_helpers import (
 
 pytestmark = [pytest.mark.ros, pytest.mark.xdist_group("bad_input_node")]
 CAMERA, ODOM, COMMAND, OBJECTS = "/test/camera/image_raw", "/test/odom", "/test/command", "/test/objects"
+ROUTE = "/test/route"
 
 
 def _image(mutate):
@@ -105,6 +106,8 @@ def running(tmp_path_factory):
     from std_msgs.msg import String
     from visualization_msgs.msg import MarkerArray
 
+    from spanvla_ros.ros.conversions import latched_qos
+
     log = tmp_path_factory.mktemp("bad_input") / "planner.log"
     process = start_node(
         "planner_node",
@@ -113,6 +116,7 @@ def running(tmp_path_factory):
             "odometry_topic": ODOM,
             "command_topic": COMMAND,
             "objects_topic": OBJECTS,
+            "route_topic": ROUTE,
             "diagnostics_rate_hz": 5.0,
             "camera_timeout_s": 1.0,
         },
@@ -133,6 +137,7 @@ def running(tmp_path_factory):
             "odometry": probe.node.create_publisher(Odometry, ODOM, 10),
             "command": probe.node.create_publisher(String, COMMAND, 10),
             "objects": probe.node.create_publisher(MarkerArray, OBJECTS, 10),
+            "route": probe.node.create_publisher(Path, ROUTE, latched_qos()),
         }
         wait_for(lambda: _planning(probe), 60, f"the first model plan ({log})")
         yield process, probe, publishers, vehicle, log
@@ -190,11 +195,11 @@ def test_ten_times_the_input_rate_keeps_the_planning_rate(running):
 def test_a_fuzzer_gets_no_invalid_path_out(running):
     """Seeded hostile messages on every input topic: huge, tiny, NaN and inf numbers, bad quaternions, stamps out of
     order, random image sizes and encodings, random commands, object lists with absurd boxes, frames and marker
-    types. The node stays up and every path it publishes is finite, inside the plausibility box and spaced as the
-    validator allows."""
+    types, routes with absurd, repeated or zigzag points in any frame. The node stays up and every path it publishes
+    is finite, inside the plausibility box and spaced as the validator allows."""
     from std_msgs.msg import String
 
-    from spanvla_ros.ros.conversions import objects_marker_array
+    from spanvla_ros.ros.conversions import objects_marker_array, route_message
 
     process, probe, publishers, vehicle, log = running
     rng = np.random.default_rng(2026)
@@ -206,7 +211,8 @@ def test_a_fuzzer_gets_no_invalid_path_out(running):
     sent = 0
     probe.clear("/spanvla_planner/output/trajectory")
     for _ in range(300):
-        now, kind = time.time(), rng.choice(["odometry", "odometry", "image", "compressed", "command", "objects"])
+        kinds = ["odometry", "odometry", "image", "compressed", "command", "objects", "route"]
+        now, kind = time.time(), rng.choice(kinds)
         if kind == "odometry":
             msg = odometry_message(now + float(rng.choice([0.0, -0.5, 0.01, 5.0])), number(), number(), number(),
                                    number())  # fmt: skip
@@ -229,6 +235,17 @@ def test_a_fuzzer_gets_no_invalid_path_out(running):
                 marker.type = int(rng.choice([1, 1, 2, 4]))
                 marker.pose.orientation.w = float(rng.choice([1.0, 0.0, float("nan")]))
                 marker.scale.x = number()
+        elif kind == "route":
+            count = int(rng.choice([0, 1, 2, 5, 40]))
+            if rng.random() < 0.5:  # near the car, so that it is followed: a zigzag along its way
+                x = SPEED * (now - vehicle._start) + np.arange(count) * 2.0 - 20.0
+                xy = np.column_stack([x, rng.normal(0.0, 2.0, count)])
+            else:
+                xy = np.array([[number(), number()] for _ in range(count)]).reshape(-1, 2)
+            frame = str(rng.choice(["odom", "odom", "map", ""]))
+            msg = route_message(now, frame, np.nan_to_num(xy, nan=0.0, posinf=1e300, neginf=-1e300))
+            if count and rng.random() < 0.3:
+                msg.poses[0].pose.position.x = float(rng.choice([float("nan"), float("inf")]))
         else:
             msg = String(data="".join(rng.choice(list("abcdefgh \x00é"), int(rng.integers(0, 50)))))
         publishers[kind].publish(msg)
