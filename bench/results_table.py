@@ -91,7 +91,7 @@ def drive_table() -> None:
                  f"{cl[key]['off_road_rate']:.2f}"]  # fmt: skip
         print(f"| {label} | " + " | ".join(cells) + " |")
     for key, row in ol.items():
-        if key.startswith(("model_frames", "ladder_")):
+        if key.startswith(("model_frames", "ladder_")) or key.endswith("_through_core"):
             gain = row.get("gain_over_previous") or row.get("minus_model")
             interval = (
                 f" ({gain['mean']:+.3f}, 95 % CI [{gain['ci95'][0]:+.3f}, {gain['ci95'][1]:+.3f}])" if gain else ""

@@ -1,8 +1,9 @@
 """How well the planner drives, measured side by side with constant velocity and the expert on held-out seeds:
 
 * open loop on held-out scenes (PDMS, EPDMS, ADE; per environment), with the frames as seen, blanked and shuffled
-  (whether plans use the camera), and further checkpoints (the training ladder) on the same scenes, each difference
-  with a paired bootstrap 95 % interval;
+  (whether plans use the camera), the model's and constant velocity's plans through the planning core's layers (what
+  a car would publish, given the scene's route, speed limit and road users), and further checkpoints (the training
+  ladder) on the same scenes, each difference with a paired bootstrap 95 % interval;
 * the recovery subset (the moments after injected displacements);
 * camera looks training never saw (ADE against constant velocity; plans whose first pose lies behind a moving ego);
 * closed loop through the node's planning core at 10 Hz, all six environments: driving score, collision rate,
@@ -23,9 +24,9 @@ import numpy as np
 
 from ..data.scenes import HELD_OUT_SEED, evaluation_scenes
 from ..eval.open_loop import ablate_frames, evaluate_open_loop
-from ..planning import ConstantVelocityPlanner, Planner, limit_speed
-from ..planning.collision_guard import Obstacles, guard_plan
-from ..runtime.online import OnlineConfig, keep_to_route
+from ..planning import ConstantVelocityPlanner, Planner
+from ..planning.collision_guard import Obstacles
+from ..runtime.online import OnlineConfig, shape_plan
 from ..scene import Scene, Trajectory, object_list, speed_limit_at
 from ..sim import ExpertPlanner
 from ..sim.camera_style import HELD_OUT_STYLES
@@ -48,35 +49,32 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int = 2000, seed: in
     return {"mean": float(diff.mean()), "ci95": [float(low), float(high)]}
 
 
-class CoreConstantVelocity(ConstantVelocityPlanner):
-    """Constant velocity through the planning core's layers, in the core's order and with its defaults: laid along the
-    route (``route``), held to the lane's speed limit (``speed_limit``) and checked by the collision guard against
-    the other road users (``guard``), as the core treats the model's plans; so that what the model adds shows."""
+class CoreLayers(Planner):
+    """Another planner's plans through the planning core's layers (``runtime.online.shape_plan``, the core's defaults),
+    each given what a car has: the scene's route (``route``), the lane's speed limit (``speed_limit``) and the other
+    road users as an object list (``guard``). Constant velocity through them is the reference that shows what the
+    model adds; the model through them in open loop scores the plans a car would publish, one scene at a time."""
 
-    def __init__(self, *, route: bool = True, speed_limit: bool = True, guard: bool = True) -> None:
-        super().__init__()
+    def __init__(self, inner: Planner, *, route: bool = True, speed_limit: bool = True, guard: bool = True) -> None:
+        super().__init__(inner.config)
+        self.inner = inner
+        self.needs_camera = getattr(inner, "needs_camera", False)
         self.route, self.speed_limit, self.guard = route, speed_limit, guard
         layers = [name for name, on in (("route", route), ("speed-limited", speed_limit), ("guarded", guard)) if on]
-        self.name = "-".join(["constant-velocity", *layers])
+        self.name = "-".join([inner.name, *layers])
 
     def plan(self, scene: Scene) -> Trajectory:
-        plan = super().plan(scene)
-        config = OnlineConfig()
-        poses, speed = plan.poses, scene.ego.speed_mps
-        if self.route:
-            fit = keep_to_route(poses, plan.dt_s, scene.ego.pose, speed, scene.route_centerline_xy, config)
-            poses = poses if fit.poses is None else fit.poses
-        limit = speed_limit_at(scene, None) if self.speed_limit else None
-        if limit is not None:
-            poses = limit_speed(poses, plan.dt_s, speed, limit, config.speed_limit_deceleration_mps2)
+        plan = self.inner.plan(scene)
+        obstacles = None
         if self.guard:
             _, boxes, velocities = object_list(scene)
             obstacles = Obstacles.in_ego_frame(boxes, velocities, scene.ego.pose)
-            poses = guard_plan(
-                poses, plan.dt_s, speed, obstacles, config.guard_decelerations_mps2, scene.ego.dimensions,
-                config.collision_clearance_m, config.collision_headway_s,
-            ).poses  # fmt: skip
-        return Trajectory(poses, plan.dt_s)
+        shaped = shape_plan(
+            plan.poses, plan.dt_s, scene.ego.pose, scene.ego.speed_mps, OnlineConfig(),
+            route_xy=scene.route_centerline_xy if self.route else None,
+            speed_limit_mps=speed_limit_at(scene, None) if self.speed_limit else None, obstacles=obstacles,
+        )  # fmt: skip
+        return Trajectory(shaped.poses, plan.dt_s)
 
 
 def _open_loop(planner, scenes) -> dict[str, Any]:
@@ -116,7 +114,13 @@ def run(
         open_loop[f"ladder_{after}"]["gain_over_previous"] = paired_bootstrap(
             open_loop[f"ladder_{before}"]["per_scene_pdms"], open_loop[f"ladder_{after}"]["per_scene_pdms"]
         )
-    for name in ("model_frames_blank", "model_frames_shuffled", "constant_velocity", "expert"):
+    # What a car would publish, one scene at a time: the plans through the core's layers (route, limit, guard).
+    open_loop["model_through_core"] = _open_loop(CoreLayers(model), held_out)
+    open_loop["constant_velocity_through_core"] = _open_loop(CoreLayers(reference["constant_velocity"]), held_out)
+    for name in (
+        "model_frames_blank", "model_frames_shuffled", "constant_velocity", "expert", "model_through_core",
+        "constant_velocity_through_core",
+    ):  # fmt: skip
         open_loop[name]["minus_model"] = paired_bootstrap(base, open_loop[name]["per_scene_pdms"])
     result["open_loop"] = open_loop
 
@@ -136,7 +140,7 @@ def run(
     config = ClosedLoopConfig()
     closed_references: dict[str, Planner] = {
         **reference,
-        "constant_velocity_core": CoreConstantVelocity(),
+        "constant_velocity_core": CoreLayers(ConstantVelocityPlanner()),
         "model_alone": DeployedPlanner.from_name(checkpoint, map_speed_limit=False, object_list=False, route=False),
         "model_without_route": DeployedPlanner.from_name(checkpoint, route=False),
     }

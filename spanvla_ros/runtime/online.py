@@ -182,18 +182,62 @@ class OnlineConfig:
             )
 
 
-def keep_to_route(
-    poses_ego: np.ndarray, dt_s: float, pose: np.ndarray, speed_mps: float, route_xy: np.ndarray, config: OnlineConfig
-) -> RouteFit:
-    """The plan (ego frame of ``pose``) laid along the route ``route_xy [K, 2]`` (the pose's frame) with the core's
-    route-keeping settings (``planning.route_keeping``)."""
-    route_ego = world_to_ego(np.column_stack([route_xy, np.zeros(len(route_xy))]), pose)[:, :2]
-    return follow_route(
-        poses_ego, route_ego, max(speed_mps, 5.0) * config.route_return_time_s, config.route_max_offset_m,
-        config.route_max_heading_error_rad, dt_s=dt_s, speed_mps=speed_mps,
-        max_lateral_acceleration_mps2=config.route_max_lateral_acceleration_mps2,
-        curve_deceleration_mps2=config.speed_limit_deceleration_mps2,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class ShapedPlan:
+    """The action expert's plan after the core's layers, and what each did: the route fit (None without a route),
+    whether the speed limit re-timed it, and the collision guard's result (None without objects)."""
+
+    poses: np.ndarray
+    route: RouteFit | None
+    speed_limited: bool
+    guard: GuardResult | None
+
+
+def shape_plan(
+    poses_ego: np.ndarray,
+    dt_s: float,
+    pose: np.ndarray,
+    speed_mps: float,
+    config: OnlineConfig,
+    *,
+    route_xy: np.ndarray | None = None,
+    speed_limit_mps: float | None = None,
+    obstacles: Obstacles | None = None,
+) -> ShapedPlan:
+    """What the planning core does to a plan (ego frame of ``pose``) before validating it, in order: lay it along the
+    route ``route_xy [K, 2]`` (the pose's frame; ``planning.route_keeping``), hold it to the speed limit
+    (``planning.speed_limit``), brake it for the ``obstacles`` (ego frame; ``planning.collision_guard``), and take the
+    headings from the positions (``plan_headings: path``). Each layer is skipped when its input is None."""
+    cfg = config
+    poses = np.array(poses_ego, dtype=np.float64)
+    fit = None
+    if route_xy is not None:
+        route_ego = world_to_ego(np.column_stack([route_xy, np.zeros(len(route_xy))]), pose)[:, :2]
+        try:
+            fit = follow_route(
+                poses, route_ego, max(speed_mps, 5.0) * cfg.route_return_time_s, cfg.route_max_offset_m,
+                cfg.route_max_heading_error_rad, dt_s=dt_s, speed_mps=speed_mps,
+                max_lateral_acceleration_mps2=cfg.route_max_lateral_acceleration_mps2,
+                curve_deceleration_mps2=cfg.speed_limit_deceleration_mps2,
+            )  # fmt: skip
+        except (ValueError, shapely.errors.GEOSException) as exc:  # geometry a check missed: plan without the route
+            fit = RouteFit(None, float("nan"), float("nan"), f"the route's geometry failed: {exc}")
+        if fit.poses is not None:
+            poses = fit.poses
+    limited = False
+    if speed_limit_mps is not None:
+        held = limit_speed(poses, dt_s, speed_mps, speed_limit_mps, cfg.speed_limit_deceleration_mps2)
+        limited, poses = not np.array_equal(held, poses), held
+    guard = None
+    if obstacles is not None:
+        guard = guard_plan(
+            poses, dt_s, speed_mps, obstacles, cfg.guard_decelerations_mps2, cfg.vehicle, cfg.collision_clearance_m,
+            cfg.collision_headway_s,
+        )  # fmt: skip
+        poses = guard.poses
+    if cfg.plan_headings == "path":
+        poses[:, 2] = path_headings(poses, cfg.validator.min_segment_m)
+    return ShapedPlan(poses, fit, limited, guard)
 
 
 @dataclass(frozen=True)
@@ -772,23 +816,17 @@ class OnlinePlanner:
                 return self._stop(now_s, start, "the action expert returned a non-finite trajectory")
             if np.abs(poses[:, :2]).max() > cfg.max_plan_extent_m:
                 return self._stop(now_s, start, f"the plan leaves the {cfg.max_plan_extent_m:.0f} m plausibility box")
-            poses = self._on_route(poses, pose, speed)
-            if self._speed_limit_mps is not None:
-                limited = limit_speed(poses, self.dt_s, speed, self._speed_limit_mps, cfg.speed_limit_deceleration_mps2)
-                self.counters["speed_limited"] += int(not np.array_equal(limited, poses))
-                poses = limited
-            obstacles = self._obstacles(stamp, pose) if cfg.collision_guard else None
-            self._last_guard = None
-            if obstacles is not None:
-                guard = guard_plan(
-                    poses, self.dt_s, speed, obstacles, cfg.guard_decelerations_mps2, cfg.vehicle,
-                    cfg.collision_clearance_m, cfg.collision_headway_s,
-                )  # fmt: skip
-                self._last_guard = guard
-                self.counters["collision_guarded"] += int(guard.deceleration_mps2 > 0)
-                poses = guard.poses
-            if cfg.plan_headings == "path":
-                poses[:, 2] = path_headings(poses, cfg.validator.min_segment_m)
+            route = self._route
+            followed = cfg.route_keeping and route is not None and route.frame == self._odom_frame
+            shaped = shape_plan(
+                poses, self.dt_s, pose, speed, cfg, route_xy=route.xy if followed else None,
+                speed_limit_mps=self._speed_limit_mps,
+                obstacles=self._obstacles(stamp, pose) if cfg.collision_guard else None,
+            )  # fmt: skip
+            poses, self._last_route_fit, self._last_guard = shaped.poses, shaped.route, shaped.guard
+            self.counters["route_kept"] += int(shaped.route is not None and shaped.route.poses is not None)
+            self.counters["speed_limited"] += int(shaped.speed_limited)
+            self.counters["collision_guarded"] += int(shaped.guard is not None and shaped.guard.deceleration_mps2 > 0)
             validation = validate_trajectory(poses, self.dt_s, speed, cfg.validator)
             out = PlanOutput(
                 stamp, poses, self.dt_s, pose, self._odom_frame, False, "", self._reasoning.text, age,
@@ -823,23 +861,6 @@ class OnlinePlanner:
                     )
                 )  # fmt: skip
             return self._stop(now_s, start, f"the plan failed validation: {validation.summary()}", validation)
-
-    def _on_route(self, poses: np.ndarray, pose: np.ndarray, speed: float) -> np.ndarray:
-        """The plan laid along the route (``route_keeping``), or as it is when there is none that fits the ego."""
-        cfg = self.config
-        route = self._route
-        self._last_route_fit = None
-        if not cfg.route_keeping or route is None or route.frame != self._odom_frame:
-            return poses
-        try:
-            fit = keep_to_route(poses, self.dt_s, pose, speed, route.xy, cfg)
-        except (ValueError, shapely.errors.GEOSException) as exc:  # geometry a check above missed: plan without it
-            fit = RouteFit(None, float("nan"), float("nan"), f"the route's geometry failed: {exc}")
-        self._last_route_fit = fit
-        if fit.poses is None:
-            return poses
-        self.counters["route_kept"] += 1
-        return fit.poses
 
     def _waited(self, now_s: float) -> float:
         return 0.0 if self._waiting_since_s is None else now_s - self._waiting_since_s

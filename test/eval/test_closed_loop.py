@@ -123,11 +123,11 @@ def test_a_collision_records_where_the_other_box_was(agent_xy, side):
 
 def test_the_speed_limited_constant_velocity_reference_keeps_to_the_lane_limit():
     """The drive benchmark's reference for the core's speed limit: constant velocity, held to the lane's limit."""
-    from spanvla_ros.benchmarks.drive import CoreConstantVelocity
+    from spanvla_ros.benchmarks.drive import CoreLayers
     from spanvla_ros.planning import ConstantVelocityPlanner
     from spanvla_ros.scene import speed_limit_at, straight_road_scene
 
-    speed_limited = CoreConstantVelocity(route=False, guard=False)
+    speed_limited = CoreLayers(ConstantVelocityPlanner(), route=False, guard=False)
 
     fast = straight_road_scene(ego_speed_mps=40.0)
     limit = speed_limit_at(fast, None)
@@ -145,15 +145,41 @@ def test_the_speed_limited_constant_velocity_reference_keeps_to_the_lane_limit()
 def test_the_collision_guard_keeps_constant_velocity_off_the_car_ahead_on_the_highway():
     """Constant velocity runs into slower traffic on the highway; the same planner checked by the core's collision
     guard (the drive benchmark's reference) brakes for it, on the same seeded episodes."""
-    from spanvla_ros.benchmarks.drive import CoreConstantVelocity
+    from spanvla_ros.benchmarks.drive import CoreLayers
+    from spanvla_ros.planning import ConstantVelocityPlanner
     from spanvla_ros.sim.closed_loop import ClosedLoopConfig, run_episode
 
     config, seeds = ClosedLoopConfig(envs=("highway",), duration_s=12.0), range(4)
-    plain = [run_episode(CoreConstantVelocity(route=False, guard=False), seed, config)[0] for seed in seeds]
-    guarded = [run_episode(CoreConstantVelocity(route=False), seed, config)[0] for seed in seeds]
+    plain = [run_episode(CoreLayers(ConstantVelocityPlanner(), route=False, guard=False), s, config)[0] for s in seeds]
+    guarded = [run_episode(CoreLayers(ConstantVelocityPlanner(), route=False), s, config)[0] for s in seeds]
     front = lambda results: sum(  # noqa: E731
         i.side == "front" for r in results for i in r.infractions if i.kind.startswith("collision")
     )
     assert front(plain) >= 2, "the scenario no longer has constant velocity run into anything"
     assert front(guarded) == 0
     assert np.mean([r.route_completion for r in guarded]) > 0.3  # it still drives
+
+
+def test_a_planner_through_the_core_layers_follows_the_scene_route_in_open_loop():
+    """The drive benchmark scores the plans a car would publish: a plan that drifts off the lane comes back to the
+    scene's route through the core's layers, and an ego standing behind a parked car is braked for it."""
+    import dataclasses
+
+    from spanvla_ros.benchmarks.drive import CoreLayers
+    from spanvla_ros.planning import Planner
+    from spanvla_ros.scene import Agent, AgentKind, Trajectory, straight_poses, straight_road_scene
+
+    class Drifting(Planner):
+        name = "drifting"
+
+        def plan(self, scene):
+            return Trajectory(straight_poses(scene.ego.speed_mps, 10, lateral_m=2.0))
+
+    scene = straight_road_scene(ego_speed_mps=10.0)
+    layered = CoreLayers(Drifting())
+    assert layered.name == "drifting-route-speed-limited-guarded"
+    kept = layered.plan(scene).poses
+    assert abs(kept[-1, 1]) < 0.05 and Drifting().plan(scene).poses[-1, 1] == 2.0  # back on the lane's centre line
+    parked = Agent.static("parked", (25.0, scene.ego.pose[1], 0.0), 4.8, 2.0, kind=AgentKind.VEHICLE)
+    braked = layered.plan(dataclasses.replace(scene, agents=(parked,))).poses
+    assert braked[-1, 0] + 1.4 + 2.4 < 25.0 - 2.4  # stops short of the parked car's rear
