@@ -144,6 +144,11 @@ class DAggerConfig:
     #: (``DeployedPlanner(map_speed_limit=True)``); off, it drives as the model alone would. Measured on: the round's
     #: checkpoint drove worse, 0.461 against 0.588 (−0.127 [−0.176, −0.080], 60 episodes from seed 70000).
     learner_speed_limit: bool = False
+    #: The learner's core also gets the object list (collision guard) and the route (route keeping). The shipped round
+    #: was driven before either existed, so both are off to reproduce it; a round driven with them reaches other states
+    #: (fewer crashes, none off the road) and is not measured.
+    learner_collision_guard: bool = False
+    learner_route: bool = False
     sft_vlm: OptimConfig = field(
         default_factory=lambda: OptimConfig(steps=300, lr=3e-4, warmup_steps=10, eval_every=100, checkpoint_every=100)
     )

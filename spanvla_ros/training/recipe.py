@@ -81,8 +81,9 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
     data = root / "data"
     seeds = _round_seeds(cfg, index)
     learner_record = {"learner_sha256": file_sha256(Path(learner) / "model.safetensors"), "seed": cfg.seed}
-    if cfg.learner_speed_limit:  # recorded only when on, so that rounds driven before the option still match
-        learner_record["learner_speed_limit"] = True
+    for option in ("learner_speed_limit", "learner_collision_guard", "learner_route"):
+        if getattr(cfg, option):  # recorded only when on, so that rounds driven before the option still match
+            learner_record[option] = True
     record_path = root / "learner.json"
     if root.exists() and (not record_path.is_file() or json.loads(record_path.read_text()) != learner_record):
         log.warning("%s was driven by another learner: the round starts over", root)
@@ -100,7 +101,11 @@ def dagger_round(config: TrainConfig, index: int, learner: Path, progress: bool)
         config=config.data.generation,
         progress=progress,
         learner=functools.partial(
-            DeployedPlanner.from_name, f"model:{learner}", map_speed_limit=cfg.learner_speed_limit
+            DeployedPlanner.from_name,
+            f"model:{learner}",
+            map_speed_limit=cfg.learner_speed_limit,
+            object_list=cfg.learner_collision_guard,
+            route=cfg.learner_route,
         ),
     )
     counts = read_manifest(data)["counts"]

@@ -495,6 +495,13 @@ def test_a_dagger_round_is_reused_only_for_the_learner_that_drove_it(stage1, tmp
     dagger_round(limited, 1, other, progress=False)
     assert json.loads((round_dir / "learner.json").read_text())["learner_speed_limit"] is True
     assert manifest.stat().st_mtime_ns != driven
+    # So does one whose core also follows the route and guards against collisions.
+    layered = dataclasses.replace(
+        limited, dagger=dataclasses.replace(limited.dagger, learner_route=True, learner_collision_guard=True)
+    )
+    dagger_round(layered, 1, other, progress=False)
+    record = json.loads((round_dir / "learner.json").read_text())
+    assert record["learner_route"] is True and record["learner_collision_guard"] is True
 
 
 def _children(pid: int) -> list[int]:
