@@ -640,7 +640,8 @@ class OnlinePlanner:
         )
 
     def reject(self, source: str, stamp_s: float, reason: str) -> None:
-        """Record a message the caller could not even decode (``source``: a camera name, "odometry" or "objects")."""
+        """Record a message the caller could not even decode (``source``: a camera name, "odometry", "objects" or
+        "route")."""
         with self._lock:
             named = {"odometry": self._odometry_input, "objects": self._objects_input, "route": self._route_input}
             record = named.get(source, self._camera_inputs.get(source))
