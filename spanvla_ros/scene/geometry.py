@@ -129,8 +129,9 @@ def eased_path(
     s = np.arange(s0, min(s0 + 220.0, route.length), 1.0)
     if len(s) < 3:
         return None
-    along = Polyline(shapely.get_coordinates(route))
-    base, ahead = along.at(s), along.at(s + 0.5)
+    # shapely's interpolation (not Polyline's): the expert's paths, and so the training data, stay bit for bit.
+    base = shapely.get_coordinates(shapely.line_interpolate_point(route, s))
+    ahead = shapely.get_coordinates(shapely.line_interpolate_point(route, np.minimum(s + 0.5, route.length)))
     tangent = ahead - base
     tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
     normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
