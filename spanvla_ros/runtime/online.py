@@ -306,9 +306,8 @@ class _ObjectList:
 
 @dataclass(frozen=True)
 class _Route:
-    """The newest route: points ``xy [K, 2]`` in driving order in ``frame``, received at ``stamp_s``."""
+    """The newest route: points ``xy [K, 2]`` in driving order in ``frame`` (its arrival is in the route's _Input)."""
 
-    stamp_s: float
     frame: str
     xy: np.ndarray
 
@@ -331,6 +330,12 @@ class _Input:
     def reject(self, stamp_s: float, reason: str) -> None:
         self.rejected += 1
         self.last_rejection = (stamp_s, reason)
+
+    def recent_rejection(self, now_s: float, memory_s: float) -> tuple[float, str] | None:
+        """The last rejection (stamp, reason) if it is no older than ``memory_s`` at ``now_s``."""
+        if self.last_rejection is not None and now_s - self.last_rejection[0] <= memory_s:
+            return self.last_rejection
+        return None
 
     def rate_hz(self) -> float:
         if len(self.arrivals) < 2 or self.arrivals[-1] <= self.arrivals[0]:
@@ -565,7 +570,7 @@ class OnlinePlanner:
             except InputRejected as exc:
                 self._route_input.reject(stamp_s, str(exc))
                 raise
-            self._route = _Route(float(stamp_s), frame_id, xy.copy())
+            self._route = _Route(frame_id, xy.copy())
             self._route_input.accept(stamp_s)
 
     def set_objects(
@@ -952,8 +957,9 @@ class OnlinePlanner:
             return Status(name, Level.ERROR, f"stale: last message {age:.2f} s ago (timeout {timeout_s} s)", values)
         # The newest of the last dropped message and the last restart (jump, clock reset) is shown.
         recent = []
-        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
-            recent.append((record.last_rejection[0], f"dropped a message: {record.last_rejection[1]}"))
+        rejection = record.recent_rejection(now_s, self.config.rejection_memory_s)
+        if rejection is not None:
+            recent.append((rejection[0], f"dropped a message: {rejection[1]}"))
         event = self._recent_event(name, now_s)
         if event is not None:
             recent.append(event)
@@ -964,8 +970,8 @@ class OnlinePlanner:
     def _command_status(self, now_s: float) -> Status:
         record = self._command_input
         values = {"command": self._command, **record.values()}
-        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
-            return Status("command", Level.WARN, record.last_rejection[1], values)
+        if (rejection := record.recent_rejection(now_s, self.config.rejection_memory_s)) is not None:
+            return Status("command", Level.WARN, rejection[1], values)
         if record.last_stamp_s is None:
             return Status("command", Level.OK, "no command received: planning with 'unknown'", values)
         return Status("command", Level.OK, f"following '{self._command}'", values)
@@ -974,8 +980,8 @@ class OnlinePlanner:
         record = self._speed_limit_input
         limit = self._speed_limit_mps
         values = {"speed_limit_mps": "none" if limit is None else f"{limit:.2f}", **record.values()}
-        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
-            return Status("speed limit", Level.WARN, record.last_rejection[1], values)
+        if (rejection := record.recent_rejection(now_s, self.config.rejection_memory_s)) is not None:
+            return Status("speed limit", Level.WARN, rejection[1], values)
         if limit is None:
             return Status("speed limit", Level.OK, "no speed limit received: plans are not held to one", values)
         return Status("speed limit", Level.OK, f"plans held to {limit:.1f} m/s", values)
@@ -987,8 +993,8 @@ class OnlinePlanner:
             values["guard_deceleration_mps2"] = f"{guard.deceleration_mps2:.1f}"
         if not self.config.collision_guard:
             return Status("objects", Level.OK, "collision guard off: plans are not checked against objects", values)
-        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
-            return Status("objects", Level.WARN, f"dropped an object list: {record.last_rejection[1]}", values)
+        if (rejection := record.recent_rejection(now_s, self.config.rejection_memory_s)) is not None:
+            return Status("objects", Level.WARN, f"dropped an object list: {rejection[1]}", values)
         if objects is None:
             return Status("objects", Level.OK, "no object list received: plans are not checked against objects", values)
         age = now_s - objects.stamp_s
@@ -1009,8 +1015,8 @@ class OnlinePlanner:
             values["heading_error_rad"] = f"{fit.heading_error_rad:.3f}"
         if not self.config.route_keeping:
             return Status("route", Level.OK, "route keeping off: plans keep the model's own path", values)
-        if record.last_rejection is not None and now_s - record.last_rejection[0] <= self.config.rejection_memory_s:
-            return Status("route", Level.WARN, f"dropped a route: {record.last_rejection[1]}", values)
+        if (rejection := record.recent_rejection(now_s, self.config.rejection_memory_s)) is not None:
+            return Status("route", Level.WARN, f"dropped a route: {rejection[1]}", values)
         if route is None:
             return Status("route", Level.OK, "no route received: plans keep the model's own path", values)
         if route.frame != self._odom_frame:
