@@ -8,7 +8,9 @@ The checkpoint drives closed loop through the node's planning core (as ``spanvla
 planning cycle the privileged expert also plans from the same scene (its plan is not driven). Per environment and
 overall: the speed change each plans over its first second, how often the model brakes where the expert brakes
 (by more than ``BRAKING_MPS`` within 1 s), and whether the lateral offset at the horizon goes the same way where the
-expert moves sideways by more than ``LATERAL_M``. Low agreement on states the model reached itself says the model
+expert moves sideways by more than ``LATERAL_M``; and where the ego is slow (under ``SLOW_MPS``) and the expert pulls
+away (its first second faster by more than ``PULL_AWAY_MPS``), how often the model does too and how far each plan
+drives (the stalls at roundabouts and intersections). Low agreement on states the model reached itself says the model
 does not read from its inputs what the expert acts on."""
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from spanvla_ros.sim.expert import ExpertPlanner
 
 BRAKING_MPS = 1.5
 LATERAL_M = 2.0
+SLOW_MPS = 3.0
+PULL_AWAY_MPS = 0.5
 
 
 class Shadowed(Planner):
@@ -38,7 +42,7 @@ class Shadowed(Planner):
         super().__init__(driven.config)
         self.driven, self.expert, self.name = driven, ExpertPlanner(), driven.name
         self.runtime = driven.runtime  # the closed loop reads the camera size from it
-        self.rows: list[tuple[float, float, float, float, float]] = []
+        self.rows: list[tuple[float, ...]] = []
 
     def plan(self, scene):
         driven, expert = self.driven.plan(scene), self.expert.plan(scene)
@@ -50,15 +54,23 @@ class Shadowed(Planner):
 
         self.rows.append(
             (speed_change(driven.poses), speed_change(expert.poses), float(driven.poses[-1, 1]),
-             float(expert.poses[-1, 1]), float(scene.ego.speed_mps))
+             float(expert.poses[-1, 1]), float(scene.ego.speed_mps), path_length(driven.poses),
+             path_length(expert.poses))
         )  # fmt: skip
         return driven
 
 
-def agreement(rows: np.ndarray) -> dict[str, float | int]:
+def path_length(poses: np.ndarray) -> float:
+    """How far a plan drives (m), from the ego through its poses."""
+    return float(np.hypot(*np.diff(np.vstack([np.zeros(2), poses[:, :2]]), axis=0).T).sum())
+
+
+def agreement(rows: np.ndarray) -> dict[str, float | int | None]:
     model_dv, expert_dv, model_y, expert_y = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    ego_speed, model_length, expert_length = rows[:, 4], rows[:, 5], rows[:, 6]
     braking = expert_dv < -BRAKING_MPS
     sideways = np.abs(expert_y) > LATERAL_M
+    pulling_away = (ego_speed < SLOW_MPS) & (expert_dv > PULL_AWAY_MPS)
     return {
         "cycles": len(rows),
         "model_speed_change_1s_mps": round(float(model_dv.mean()), 3),
@@ -79,6 +91,19 @@ def agreement(rows: np.ndarray) -> dict[str, float | int]:
         else None,
         "lateral_end_correlation": round(float(np.corrcoef(model_y, expert_y)[0, 1]), 3),
         "lateral_end_mae_m": round(float(np.abs(model_y - expert_y).mean()), 3),
+        "plan_length_m": round(float(model_length.mean()), 2),
+        "expert_plan_length_m": round(float(expert_length.mean()), 2),
+        "slow_share": round(float((ego_speed < SLOW_MPS).mean()), 3),
+        "expert_pulls_away_share": round(float(pulling_away.mean()), 3),
+        "model_pulls_away_where_expert_does": round(float((model_dv[pulling_away] > PULL_AWAY_MPS).mean()), 3)
+        if pulling_away.any()
+        else None,
+        "plan_length_where_expert_pulls_away_m": round(float(model_length[pulling_away].mean()), 2)
+        if pulling_away.any()
+        else None,
+        "expert_plan_length_where_it_pulls_away_m": round(float(expert_length[pulling_away].mean()), 2)
+        if pulling_away.any()
+        else None,
     }
 
 
@@ -106,6 +131,8 @@ def main(checkpoint: str, episodes: int, seed: int, out: str, speed_limit: bool 
         "core_speed_limit": speed_limit,
         "braking_mps": BRAKING_MPS,
         "lateral_m": LATERAL_M,
+        "slow_mps": SLOW_MPS,
+        "pull_away_mps": PULL_AWAY_MPS,
         "overall": agreement(everything),
         "by_env": {env: agreement(np.concatenate(rows)) for env, rows in sorted(per_env.items())},
         "episodes_detail": episode_rows,
