@@ -23,7 +23,8 @@ def export_reasoning(dataset_dir: str | Path, out_file: str | Path) -> int:
     images_dir.mkdir(parents=True, exist_ok=True)
     count = 0
     with out.open("w") as stream:
-        for sample in reader:
+        for index in range(len(reader)):
+            sample = reader.sample(index, scene=False)
             image_path = images_dir / f"{sample['token']}.png"
             cv2.imwrite(str(image_path), cv2.cvtColor(sample["images"][-1], cv2.COLOR_RGB2BGR))
             record = {

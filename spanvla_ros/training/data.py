@@ -82,7 +82,7 @@ def build_tokenizer_and_codebook(reader: SampleReader, indices: list[int], confi
     """BPE over the reasoning and prompt texts, k-means codebook over the target motions, both on the train split."""
     corpus, targets = [], []
     for index in indices:
-        sample = reader[index]
+        sample = reader.sample(index, scene=False)
         corpus.append(sample["reasoning"]["text"])
         corpus.append(
             prompt_text(

@@ -100,7 +100,7 @@ def recipe_pools(reader, indices: list[int]) -> dict[str, list[int]]:
     pools: dict[str, list[int]] = {"warmup": [], "positive": [], "negative": [], "recovery": []}
     for index in indices:
         sample = reader.metadata(index)
-        if sample["scene"] in ("", "{}"):
+        if not sample["has_scene"]:
             continue  # real-data samples have no scoring scene
         if sample["kind"] == "positive":
             pools["warmup" if sample["reasoning"]["mode"] == "fast" else "positive"].append(index)

@@ -396,7 +396,7 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
     bar = tqdm(own, desc=desc, unit="sample", disable=not (progress and env.is_main))
     with torch.no_grad():
         for i in bar:  # each sample read once (its images are decoded on every read)
-            sample = reader[i]
+            sample = reader.sample(i, scene=False)
             histories[i] = torch.tensor(sample["ego_history"], dtype=torch.float32, device=env.device)
             targets[i] = torch.tensor(sample["target"], dtype=torch.float32, device=env.device)
             if not co_train:
@@ -418,11 +418,11 @@ def sft_bridge(config: TrainConfig, *, init: str | Path, resume: bool = False, p
         chosen = [int(i) for i in rng.choice(own_train, size=max(cfg.batch_size // env.world_size, 1))]
         language = None
         if insulated:
-            pairs = [context_and_language_loss(model, reader[i], config.sft_vlm) for i in chosen]
+            pairs = [context_and_language_loss(model, reader.sample(i, scene=False), config.sft_vlm) for i in chosen]
             batch = [context for context, _ in pairs]
             language = torch.stack([loss for _, loss in pairs]).mean()
         elif co_train:
-            batch = [context_cache(model, reader[i]) for i in chosen]
+            batch = [context_cache(model, reader.sample(i, scene=False)) for i in chosen]
         else:
             batch = [caches[i] for i in chosen]
         selected, mask = pad_caches(batch)
@@ -473,7 +473,8 @@ def _validation_ade(model: SpanVLA, reader, caches, histories, targets, indices,
     the VLM is being co-trained)."""
     model.expert.eval()
     chosen = indices[:limit]
-    selected, mask = pad_caches([caches[i] if i in caches else context_cache(model, reader[i]) for i in chosen])
+    contexts = [caches[i] if i in caches else context_cache(model, reader.sample(i, scene=False)) for i in chosen]
+    selected, mask = pad_caches(contexts)
     history = torch.stack([histories[i] for i in chosen])
     plans = model.flow_sample(model.sparse_kv_layers(selected), history, kv_mask=mask)
     target = torch.stack([targets[i] for i in chosen])

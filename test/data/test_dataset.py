@@ -36,6 +36,28 @@ def test_generated_dataset_round_trips_through_the_reader(dataset):
     assert score_trajectory(scene, item["target"].numpy())["pdms"] > 0.5  # the expert's own drive scores well
 
 
+def test_reads_return_what_the_shards_store_in_any_order_with_or_without_the_scene(dataset, tmp_path):
+    from spanvla_ros.data.dataset import write_dataset
+
+    # Several shards, read in an order that hops between them: every read gives the stored arrays and metadata.
+    samples = generate_episode(5, SHORT) + generate_episode(6, SHORT)
+    write_dataset(samples, tmp_path / "ds", seeds=[5, 6], config={}, shard_size=3)
+    reader = SampleReader(tmp_path / "ds")
+    assert len(reader) == len(samples) > 6
+    order = np.random.default_rng(0).permutation(len(samples))
+    for index in order:
+        stored, item = samples[index], reader[int(index)]
+        assert item["token"] == stored.token and item["kind"] == stored.kind
+        assert item["scene"] == json.loads(json.dumps(stored.scene))
+        np.testing.assert_array_equal(item["images"], stored.images)
+        np.testing.assert_array_equal(item["target"], stored.target.astype(np.float32))
+        assert item["has_scene"] is True
+    light = reader.sample(int(order[0]), scene=False)
+    assert "scene" not in light and light["token"] == samples[order[0]].token
+    # Metadata stays light: no scene text kept beside it.
+    assert "scene" not in reader.metadata(0) and reader.metadata(0)["has_scene"]
+
+
 def test_same_seed_gives_identical_shards(dataset, tmp_path):
     out, manifest = dataset
     again = generate_dataset(tmp_path / "again", episodes=2, seed=5, workers=2, config=SHORT, progress=False)
