@@ -47,6 +47,12 @@ ENV_OVERRIDES: dict[str, dict[str, Any]] = {
     "exit": {"vehicles_count": 12, "vehicles_density": 1.5},
     "intersection": {"initial_vehicle_count": 6, "spawn_probability": 0.4},
 }
+#: IDM settings that highway-env's intersection scene writes onto the traffic's vehicle *class* at each reset, a
+#: change to the whole process: left alone, every later scene in the process drove the intersection's traffic, so an
+#: episode depended on which episodes its worker had run before (the recipe's data varied between runs).
+SHARED_TRAFFIC_SETTINGS = ("DISTANCE_WANTED", "COMFORT_ACC_MAX", "COMFORT_ACC_MIN")
+#: Each traffic class's own settings, read before any scene changed them.
+_TRAFFIC_DEFAULTS: dict[type, dict[str, Any]] = {}
 HW_VEHICLE_LENGTH_M, HW_VEHICLE_WIDTH_M = 5.0, 2.0
 #: How far ahead (in ticks) the ego's controller fits its speed and curvature profiles (the scorer's 4 s).
 REFERENCE_STEPS = 40
@@ -114,12 +120,20 @@ class HighwayWorld:
         self._route_lane_ids: tuple[str, ...] = ()
         self._ego_state = np.zeros(NUM_STATES)
         self._agent_names: dict[int, str] = {}
+        from highway_env.utils import class_from_path
+
+        self._traffic_class = class_from_path(self.env.unwrapped.config["other_vehicles_type"])
+        defaults = {name: getattr(self._traffic_class, name) for name in SHARED_TRAFFIC_SETTINGS}
+        self._traffic_settings = _TRAFFIC_DEFAULTS.setdefault(self._traffic_class, defaults)
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
 
     def reset(self, seed: int) -> Scene:
         """Reset to ``seed`` (reproducible: same seed, same traffic) and return the first scene."""
+        self._use_traffic_settings(_TRAFFIC_DEFAULTS[self._traffic_class])
         self.env.reset(seed=seed)
+        # What this scene set (the intersection's own settings, else the defaults), applied again at each step.
+        self._traffic_settings = {name: getattr(self._traffic_class, name) for name in SHARED_TRAFFIC_SETTINGS}
         self.seed = seed
         self.time_s = 0.0
         ego = self._ego
@@ -159,6 +173,7 @@ class HighwayWorld:
         states = simulate(reference, state, EGO_DIMENSIONS, dt, num_steps=1)
         self._ego_state = states[0, 1].copy()
         road = self.road
+        self._use_traffic_settings(self._traffic_settings)  # another world in this process may have changed them
         road.act()
         road.step(dt)
         ego = self._ego
@@ -186,6 +201,10 @@ class HighwayWorld:
         ego.on_state_update()
         self._ego_history[-1] = state.copy()
         return self.snapshot()
+
+    def _use_traffic_settings(self, settings: dict[str, Any]) -> None:
+        for name, value in settings.items():
+            setattr(self._traffic_class, name, value)
 
     @property
     def road(self):

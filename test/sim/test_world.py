@@ -46,6 +46,31 @@ def test_reset_is_reproducible():
         np.testing.assert_allclose(runs[0][1][key], runs[1][1][key])
 
 
+def _drive(world: HighwayWorld, seed: int, ticks: int, other: HighwayWorld | None = None) -> dict:
+    """The traffic's positions after ``ticks`` ticks of constant velocity; ``other`` steps in between each tick."""
+    scene, planner = world.reset(seed), ConstantVelocityPlanner()
+    other_scene = other.reset(seed) if other is not None else None
+    for _ in range(ticks):
+        scene = world.step(planner.plan(scene))
+        if other is not None:
+            other_scene = other.step(planner.plan(other_scene))
+    return {a.id: a.poses[0].copy() for a in scene.agents}
+
+
+def test_an_episode_does_not_depend_on_the_scenes_run_before_it_in_the_process():
+    # highway-env's intersection rewrites the traffic's IDM settings on the vehicle class at reset; before the world
+    # restored them, a highway episode run after an intersection drove other traffic than the same seed run alone.
+    alone = _drive(HighwayWorld(WorldConfig(env="highway")), 6, 60)
+    intersection = HighwayWorld(WorldConfig(env="intersection"))
+    _drive(intersection, 3, 5)
+    after = _drive(HighwayWorld(WorldConfig(env="highway")), 6, 60)
+    interleaved = _drive(HighwayWorld(WorldConfig(env="highway")), 6, 60, other=intersection)
+    for run in (after, interleaved):
+        assert run.keys() == alone.keys()
+        for key in alone:
+            np.testing.assert_array_equal(run[key], alone[key])
+
+
 def test_the_ego_follows_a_planned_curve_through_the_tracker():
     world = HighwayWorld(WorldConfig(env="highway"))
     scene = world.reset(0)
