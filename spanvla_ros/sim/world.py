@@ -101,6 +101,7 @@ class HighwayWorld:
         os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")  # "dummy" renders black frames
         import gymnasium as gym
         import highway_env  # noqa: F401  (registers the environments)
+        from highway_env.utils import class_from_path
 
         self.config = config
         overrides = {**ENV_OVERRIDES.get(config.env, {}), **config.env_overrides}
@@ -120,8 +121,6 @@ class HighwayWorld:
         self._route_lane_ids: tuple[str, ...] = ()
         self._ego_state = np.zeros(NUM_STATES)
         self._agent_names: dict[int, str] = {}
-        from highway_env.utils import class_from_path
-
         self._traffic_class = class_from_path(self.env.unwrapped.config["other_vehicles_type"])
         defaults = {name: getattr(self._traffic_class, name) for name in SHARED_TRAFFIC_SETTINGS}
         self._traffic_settings = _TRAFFIC_DEFAULTS.setdefault(self._traffic_class, defaults)

@@ -179,8 +179,10 @@ def sft_vlm(
         _load_head(head, trainer_dir(checkpoint))
     logger = StageLogger("sft-vlm", stage_dir, cfg.optim.steps, env, start)
     rng = np.random.default_rng(config.seed + 1000 * env.rank + start)
+    with_scene = head is not None  # only the driving-state head reads the scene
     for step in range(start, cfg.optim.steps):
-        batch = [reader[int(i)] for i in rng.choice(train, size=max(cfg.optim.batch_size // env.world_size, 1))]
+        chosen = rng.choice(train, size=max(cfg.optim.batch_size // env.world_size, 1))
+        batch = [reader.sample(int(i), scene=with_scene) for i in chosen]
         with autocast(env, cfg.optim.mixed_precision and sharded is None):  # FSDP casts by its own policy
             loss = objective(batch)
         loss.backward()
@@ -189,7 +191,7 @@ def sft_vlm(
         if head is not None:
             scalars["sft_vlm/driving_state_loss"] = language.terms["driving_state"]
         if validation and ((step + 1) % cfg.optim.eval_every == 0 or step + 1 == cfg.optim.steps):
-            scalars["sft_vlm/val_loss"] = _validation_loss(objective, reader, validation)
+            scalars["sft_vlm/val_loss"] = _validation_loss(objective, reader, validation, scene=with_scene)
         logger.step(step + 1, scalars, len(batch))
         if (step + 1) % cfg.optim.checkpoint_every == 0 or step + 1 == cfg.optim.steps:
             if sharded is not None:  # every rank takes part in gathering the shards
@@ -206,10 +208,10 @@ def sft_vlm(
 
 
 @torch.no_grad()
-def _validation_loss(objective: nn.Module, reader, indices, limit: int = 16) -> float:
+def _validation_loss(objective: nn.Module, reader, indices, *, scene: bool, limit: int = 16) -> float:
     """The training objective on validation samples (through the wrapped objective, so FSDP gathers its shards)."""
     objective.eval()
-    losses = [objective([reader[i]]).item() for i in indices[:limit]]
+    losses = [objective([reader.sample(i, scene=scene)]).item() for i in indices[:limit]]
     objective.train()
     return float(np.mean(losses))
 
